@@ -1,0 +1,216 @@
+"""Real Keystone for the embedded cloud: configure, bootstrap, serve, populate.
+
+The orchestrator calls :func:`prepare` (writes ``keystone.conf`` and the
+service's JSON config) and starts ``python -m
+conformance.embedded.keystone_service WORKDIR/keystone/service.json``.  That
+process imports Keystone once, runs ``fernet_setup``, ``credential_setup``,
+``db_sync`` and ``bootstrap`` through ``keystone.cmd.cli.main`` in a forked
+child (so the manage commands' global state never leaks into the server),
+then serves ``initialize_public_application()``.
+
+Once it answers, the orchestrator calls :func:`populate` (openstacksdk, as
+the bootstrap admin) to create the projects, users, roles and catalog.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sqlite3
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from conformance.embedded.serving import load_config, serve_forever, write_json_atomic
+
+REGION = "RegionOne"
+TEST_PROJECT = "conformance"
+ALT_PROJECT = "conformance-alt"
+SERVICE_PROJECT = "service"
+
+# user -> (project, role); every one gets a random password per run.
+TEST_USERS: dict[str, tuple[str, str]] = {
+    "conformance-admin": (TEST_PROJECT, "admin"),
+    "conformance-member": (TEST_PROJECT, "member"),
+    "conformance-reader": (TEST_PROJECT, "reader"),
+    "conformance-alt-member": (ALT_PROJECT, "member"),
+    "conformance-alt-admin": (ALT_PROJECT, "admin"),
+}
+SERVICE_USERS = ("nova", "placement", "glance")
+
+_CONF_TEMPLATE = """\
+[DEFAULT]
+log_file = {log_file}
+debug = false
+[database]
+connection = sqlite:///{db}?timeout=30
+[token]
+provider = fernet
+expiration = 86400
+[fernet_tokens]
+key_repository = {dir}/fernet-keys
+[fernet_receipts]
+key_repository = {dir}/fernet-keys
+[credential]
+key_repository = {dir}/credential-keys
+[cache]
+enabled = true
+backend = dogpile.cache.memory
+[identity]
+password_hash_rounds = 4
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoints:
+    """Public URLs that :func:`populate` puts in the service catalog."""
+
+    compute: str
+    placement: str
+    image: str
+
+
+def prepare(
+    state_dir: Path, bind: str, port: int, log_file: Path, admin_password: str
+) -> Path:
+    """Write keystone.conf and service.json under ``state_dir``; return the latter."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
+    for sub in ("fernet-keys", "credential-keys"):
+        (state_dir / sub).mkdir(mode=0o700, exist_ok=True)
+    conf = state_dir / "keystone.conf"
+    conf.write_text(_CONF_TEMPLATE.format(
+        log_file=log_file, db=state_dir / "keystone.db", dir=state_dir))
+    service = state_dir / "service.json"
+    write_json_atomic(service, {
+        "conf": str(conf), "db": str(state_dir / "keystone.db"), "bind": bind, "port": port,
+        "url": f"http://{bind}:{port}/v3", "admin_password": admin_password,
+    })
+    return service
+
+
+def _bootstrap_argv(cfg: dict[str, Any]) -> list[list[str]]:
+    """The keystone-manage commands that create a fresh Keystone."""
+    owner = ["--keystone-user", str(os.getuid()), "--keystone-group", str(os.getgid())]
+    url = cfg["url"]
+    return [
+        ["fernet_setup", *owner],
+        ["credential_setup", *owner],
+        ["db_sync"],
+        ["bootstrap", "--bootstrap-password", cfg["admin_password"],
+         "--bootstrap-username", "admin", "--bootstrap-project-name", "admin",
+         "--bootstrap-role-name", "admin", "--bootstrap-service-name", "keystone",
+         "--bootstrap-region-id", REGION, "--bootstrap-public-url", url,
+         "--bootstrap-internal-url", url, "--bootstrap-admin-url", url],
+    ]
+
+
+def _enable_wal(db: str) -> None:
+    """Switch the sqlite file to WAL so readers never block the writer."""
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+    finally:
+        con.close()
+
+
+def _setup_in_child(cfg: dict[str, Any]) -> None:
+    """Run the keystone-manage steps in a forked child and wait for it.
+
+    The manage commands register CLI options and providers on Keystone's
+    global registries; running them in a child keeps the server clean while
+    the (slow) imports done before the fork are shared.
+    """
+    from keystone.cmd import cli
+
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            for argv in _bootstrap_argv(cfg):
+                cli.CONF.reset()
+                cli.CONF.clear()
+                cli.main(argv=["keystone-manage", *argv], developer_config_file=cfg["conf"])
+            _enable_wal(cfg["db"])
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stderr.flush()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        sys.exit("keystone: keystone-manage setup failed (see above)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the Keystone process: set up if needed, then serve."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.exit("usage: python -m conformance.embedded.keystone_service SERVICE.json")
+    cfg = load_config(args[0])
+    import warnings
+
+    warnings.simplefilter("ignore")
+    from keystone.server import wsgi as keystone_wsgi
+
+    if not os.path.exists(cfg["db"]):
+        _setup_in_child(cfg)
+    os.environ["OS_KEYSTONE_CONFIG_FILES"] = cfg["conf"]
+    sys.argv = sys.argv[:1]  # oslo.config would parse our arguments otherwise
+    app = keystone_wsgi.initialize_public_application()
+    serve_forever(app, cfg["bind"], int(cfg["port"]), "keystone")
+
+
+def populate(
+    keystone_url: str, admin_password: str, passwords: dict[str, str], endpoints: Endpoints
+) -> dict[str, str]:
+    """Create projects, roles, users and the catalog; return project ids by name.
+
+    ``passwords`` holds one password per user in :data:`TEST_USERS` and
+    :data:`SERVICE_USERS` (the service users share one).
+    """
+    import openstack
+
+    conn = openstack.connect(
+        auth_url=keystone_url, username="admin", password=admin_password,
+        project_name="admin", user_domain_name="Default", project_domain_name="Default",
+        region_name=REGION, identity_api_version="3")
+    try:
+        idn = conn.identity
+        roles = {r.name: r for r in idn.roles()}
+        for name in ("admin", "member", "reader", "service"):
+            if name not in roles:
+                roles[name] = idn.create_role(name=name)
+        projects = {name: idn.create_project(name=name, domain_id="default",
+                                             description=f"embedded cloud: {name}")
+                    for name in (TEST_PROJECT, ALT_PROJECT, SERVICE_PROJECT)}
+        grants = [(user, project, role) for user, (project, role) in TEST_USERS.items()]
+        grants += [(user, SERVICE_PROJECT, role)
+                   for user in SERVICE_USERS for role in ("admin", "service")]
+        users: dict[str, Any] = {}
+        for user, project, role in grants:
+            if user not in users:
+                users[user] = idn.create_user(name=user, password=passwords[user],
+                                              domain_id="default",
+                                              default_project_id=projects[project].id)
+            idn.assign_project_role_to_user(projects[project], users[user], roles[role])
+        _register_catalog(idn, endpoints)
+        return {name: p.id for name, p in projects.items()}
+    finally:
+        conn.close()
+
+
+def _register_catalog(idn: Any, endpoints: Endpoints) -> None:
+    """Add compute, placement and image services with three interfaces each."""
+    for name, kind, url in (("nova", "compute", endpoints.compute),
+                            ("placement", "placement", endpoints.placement),
+                            ("glance", "image", endpoints.image)):
+        service = idn.create_service(name=name, type=kind, description=f"embedded {name}")
+        for interface in ("public", "internal", "admin"):
+            idn.create_endpoint(service_id=service.id, interface=interface, url=url,
+                                region_id=REGION)
+
+
+if __name__ == "__main__":
+    main()
