@@ -15,7 +15,7 @@ options ``-c/--connect URI``, ``-q/--quiet``, ``-r/--readonly``.
 A domain's ``disks`` entries are dicts; the keys read here are ``target``
 (or ``dev``), ``source`` (or ``file``/``path``), ``type`` (default
 ``file``), ``device`` (default ``disk``), ``format`` (default ``qcow2``) and
-``bus`` (default ``virtio``).
+``bus`` (default ``virtio``) and ``backing`` (optional backing file).
 """
 
 from __future__ import annotations
@@ -177,6 +177,7 @@ def _disk(disk: dict[str, str]) -> dict[str, str]:
         "target": disk.get("target") or disk.get("dev") or "vda",
         "source": disk.get("source") or disk.get("file") or disk.get("path") or "-",
         "format": disk.get("format", "qcow2"), "bus": disk.get("bus", "virtio"),
+        "backing": disk.get("backing", ""),
     }
 
 
@@ -193,6 +194,13 @@ def _q(value: object) -> str:
     return escape(str(value), {"'": "&apos;"})
 
 
+def _backing(disk: dict[str, str]) -> str:
+    if not disk["backing"]:
+        return ""
+    return ("      <backingStore type='file'>\n        <format type='raw'/>\n"
+            f"        <source file='{_q(disk['backing'])}'/>\n      </backingStore>\n")
+
+
 def domain_xml(dom: Domain, inactive: bool = False) -> str:
     """A minimal but valid libvirt domain XML document for ``dom``."""
     live = is_active(dom) and dom.dom_id is not None and not inactive
@@ -203,6 +211,7 @@ def domain_xml(dom: Domain, inactive: bool = False) -> str:
             f"    <disk type='{_q(d['type'])}' device='{_q(d['device'])}'>\n"
             f"      <driver name='qemu' type='{_q(d['format'])}' cache='none'/>\n"
             f"      <source {attr}='{_q(d['source'])}'/>\n"
+            f"{_backing(d)}"
             f"      <target dev='{_q(d['target'])}' bus='{_q(d['bus'])}'/>\n"
             f"    </disk>\n")
     return (

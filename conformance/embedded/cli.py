@@ -1,0 +1,163 @@
+"""Command line of the embedded cloud: ``python -m conformance.embedded ...``.
+
+    up       start the cloud in the background; return when it is ready
+    down     stop it and remove its generated files (logs stay)
+    status   health of every service (exit 0 if all are healthy)
+    compute  stop/start/restart/fence/unfence one nova-compute service
+
+Every failure prints a one-line ``error: ...`` (plus, for ``up``, the tail of
+the log of the service that failed) and exits non-zero; a failed ``up``
+leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from conformance.embedded.workdir import Layout, WorkdirError
+
+DEFAULT_WORKDIR = ".embedded"
+
+
+def _port(text: str) -> tuple[str, int]:
+    from conformance.embedded.orchestrator import PORTS
+
+    name, _, value = text.partition("=")
+    if name not in PORTS or not value.isdigit() or not 0 < int(value) < 65536:
+        raise argparse.ArgumentTypeError(f"expected SERVICE=PORT with SERVICE in {', '.join(PORTS)}")
+    return name, int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser for all subcommands."""
+    parser = argparse.ArgumentParser(prog="python -m conformance.embedded",
+                                     description="Run a real Nova cloud on this machine.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    workdir = argparse.ArgumentParser(add_help=False)
+    workdir.add_argument("--workdir", type=Path, default=Path(DEFAULT_WORKDIR),
+                         help=f"state, logs and generated files (default {DEFAULT_WORKDIR})")
+    up = sub.add_parser("up", parents=[workdir], help="start the cloud and wait until ready")
+    up.add_argument("--hosts", type=int, default=3, help="compute hosts (default 3)")
+    up.add_argument("--shared-storage", action="store_true",
+                    help="one instances path shared by every host")
+    up.add_argument("--defect", action="append", default=[], metavar="NAME",
+                    help="switch on a known defect (repeatable)")
+    up.add_argument("--patch", action="append", default=[], type=Path, metavar="FILE.py",
+                    help="python file the Nova process executes at start (repeatable)")
+    up.add_argument("--periodic-interval", type=float, metavar="S",
+                    help="seconds between Nova's periodic task runs")
+    up.add_argument("--port", action="append", default=[], type=_port, metavar="SERVICE=PORT",
+                    help="fixed port for keystone, glance, nova, placement or control")
+    up.add_argument("--timeout", type=float, default=120.0, help="give up after S seconds")
+    up.add_argument("--nova-module", default=None, help=argparse.SUPPRESS)
+    sub.add_parser("down", parents=[workdir], help="stop the cloud, keep its logs")
+    sub.add_parser("status", parents=[workdir], help="health of every service")
+    compute = sub.add_parser("compute", parents=[workdir], help="act on one compute service")
+    compute.add_argument("action", choices=["stop", "start", "restart", "fence", "unfence"])
+    compute.add_argument("host", help="compute host name, e.g. compute1")
+    return parser
+
+
+def _validate_up(args: argparse.Namespace) -> None:
+    """Reject bad ``up`` input before anything starts (raises ValueError)."""
+    if not 1 <= args.hosts <= 50:
+        raise ValueError(f"--hosts must be between 1 and 50, not {args.hosts}")
+    if args.periodic_interval is not None and args.periodic_interval <= 0:
+        raise ValueError("--periodic-interval must be positive")
+    for patch in args.patch:
+        if patch.suffix != ".py" or not patch.is_file():
+            raise ValueError(f"--patch {patch}: not an existing .py file")
+    known = _known_defects()
+    unknown = [d for d in args.defect if known is not None and d not in known]
+    if unknown:
+        raise ValueError(f"unknown defect {unknown[0]!r}; known: {', '.join(sorted(known or []))}")
+
+
+def _known_defects() -> set[str] | None:
+    """Defect names from conformance.embedded.defects if it offers a catalogue, else None."""
+    try:
+        from conformance.embedded import defects  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    for attr in ("CATALOGUE", "DEFECTS", "REGISTRY"):
+        table = getattr(defects, attr, None)
+        if isinstance(table, dict):
+            return {str(k) for k in table}
+    return None
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Start the cloud; on failure explain why and stop whatever was started."""
+    from conformance.embedded import orchestrator, sshd
+    from conformance.embedded.lifecycle import running_processes
+    from conformance.embedded.workdir import ensure_writable, locked, read_state
+
+    _validate_up(args)
+    sshd.check_installed()
+    layout = Layout(args.workdir)
+    ensure_writable(layout)
+    opts = orchestrator.UpOptions(
+        workdir=layout.root, hosts=args.hosts, shared_storage=args.shared_storage,
+        defects=args.defect, patches=[p.resolve() for p in args.patch],
+        periodic_interval=args.periodic_interval, ports=dict(args.port), timeout=args.timeout,
+        nova_module=args.nova_module or orchestrator.NOVA_MODULE)
+    with locked(layout):
+        previous = read_state(layout)
+        if previous is not None and running_processes(previous):
+            raise WorkdirError(f"{layout.root} already runs a cloud "
+                               f"({', '.join(running_processes(previous))}); run `down` first")
+        progress = orchestrator.Progress()
+        run = orchestrator.Up(opts, layout, progress)
+        try:
+            state = run.run()
+        except BaseException as exc:
+            _report_failure(exc, layout, run.state)
+            return 1
+    print(orchestrator.summary(state), flush=True)
+    return 0
+
+
+def _report_failure(exc: BaseException, layout: Layout, state: dict[str, object]) -> None:
+    """Print the reason and a log tail, then stop everything ``up`` started."""
+    from conformance.embedded.lifecycle import CommandError, stop_cloud
+    from conformance.embedded.orchestrator import StartError
+    from conformance.embedded.workdir import tail
+
+    reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc) or repr(exc)
+    print(f"error: {reason.splitlines()[0] if reason else type(exc).__name__}",
+          file=sys.stderr, flush=True)
+    log = exc.log if isinstance(exc, StartError) else None
+    if log is not None and tail(log):
+        print(f"--- last lines of {log} ---\n{tail(log)}\n---", file=sys.stderr, flush=True)
+    elif not isinstance(exc, (StartError, KeyboardInterrupt)):
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    try:
+        stop_cloud(layout, state, grace=5.0)
+        layout.state.unlink(missing_ok=True)
+    except CommandError as err:
+        print(f"error: cleanup incomplete: {err}", file=sys.stderr)
+    print(f"stopped everything that was started; logs are in {layout.logs}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the subcommand, turn known errors into one line."""
+    from conformance.embedded import lifecycle, sshd
+    from conformance.profile import ProfileError
+
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            return cmd_up(args)
+        if args.command == "down":
+            return lifecycle.down(args.workdir)
+        if args.command == "status":
+            return lifecycle.status(args.workdir)
+        return lifecycle.compute(args.workdir, args.action, args.host)
+    except (ValueError, WorkdirError, sshd.SshdError, lifecycle.CommandError,
+            ProfileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
