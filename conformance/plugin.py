@@ -1,0 +1,269 @@
+"""The pytest plugin: profile, run id, markers, gating, three outcomes, verdict.
+
+Loaded through the ``pytest11`` entry point (or the repository's conftest.py).
+Without ``--profile`` (or ``CONFORMANCE_PROFILE``) it only validates markers,
+so the project's own tests run as plain pytest; with a profile the run is a
+suite run: capabilities gate tests, call failures are split into FAIL and
+ERROR, reports go to ``--reports`` (JUnit, Allure results, verdict.json) and
+the exit code follows DESIGN.md (0 pass, 1 FAIL, 4 profile, 6 ERROR).
+
+Cloud facts for the verdict: fixtures call :func:`record_cloud_info` (e.g.
+``max_microversion``); the facts ride on test reports to the xdist controller.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import shutil
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance import allure_support, outcomes, redact
+from conformance.capabilities import CAPABILITIES
+from conformance.catalogue import CatalogueError, Guarantee, load_catalogue
+from conformance.markers import GUARANTEE, MARKER_LINES, REQUIRES, ids_of
+from conformance.profile import Profile, ProfileError, load_profile
+from conformance.suiterun import CLOUD_ATTR, SuiteRun
+from conformance.verdict import VerdictBuilder, worst
+
+# B2's fixtures live in their own module; load them with the plugin once they exist.
+pytest_plugins = [m for m in ("conformance.fixtures",) if importlib.util.find_spec(m)]
+
+PROFILE_KEY = pytest.StashKey[Profile | None]()
+RUN_ID_KEY = pytest.StashKey[str]()
+CATALOGUE_KEY = pytest.StashKey[dict[str, Guarantee]]()
+CLOUD_INFO_KEY = pytest.StashKey[dict[str, Any]]()
+"""``config.stash[CLOUD_INFO_KEY]``: cloud facts for verdict.json (use record_cloud_info)."""
+ITEM_OUTCOME_KEY = pytest.StashKey[str]()
+WORKER_RUN_ID = "conformance_run_id"
+ENV_PROFILE = "CONFORMANCE_PROFILE"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Options of a suite run."""
+    group = parser.getgroup("conformance", "Nova conformance suite")
+    group.addoption("--profile", metavar="PATH", default=None,
+                    help=f"deployment profile (YAML); default: ${ENV_PROFILE}")
+    group.addoption("--run-id", metavar="ID", default=None,
+                    help="id tagged on every resource of this run (default: 8 random hex digits)")
+    group.addoption("--reports", metavar="DIR", default="reports",
+                    help="directory for junit.xml, allure-results/ and verdict.json (default: reports)")
+    group.addoption("--no-leak-check", action="store_true", default=False,
+                    help="skip the session-end check for resources this run left behind")
+    group.addoption("--catalogue-url", metavar="URL", default="../../docs/guarantees.md",
+                    help="base URL of the catalogue document linked from the Allure report")
+
+
+def record_cloud_info(config: pytest.Config, **facts: Any) -> None:
+    """Record facts about the cloud under test (e.g. max_microversion) for verdict.json."""
+    config.stash.setdefault(CLOUD_INFO_KEY, {}).update(facts)
+
+
+def is_worker(config: pytest.Config) -> bool:
+    """True in an xdist worker process."""
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Register markers, then load the catalogue and the profile (exit 4 if either is bad)."""
+    for line in MARKER_LINES:
+        config.addinivalue_line("markers", line)
+    try:
+        config.stash[CATALOGUE_KEY] = load_catalogue()
+    except CatalogueError as exc:
+        raise pytest.UsageError(f"guarantee catalogue: {exc}") from None
+    path = config.getoption("profile") or os.environ.get(ENV_PROFILE) or None
+    profile = _load(path) if path else None
+    config.stash[PROFILE_KEY] = profile
+    config.stash[RUN_ID_KEY] = _run_id(config)
+    if profile is not None:
+        _configure_suite_run(config, profile)
+
+
+def _load(path: str) -> Profile:
+    from conformance.connect import check_roles
+
+    try:
+        profile = load_profile(path)
+        check_roles(profile)
+    except ProfileError as exc:
+        raise pytest.UsageError(f"bad profile: {exc}") from None
+    return profile
+
+
+def _run_id(config: pytest.Config) -> str:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return str(workerinput.get(WORKER_RUN_ID) or workerinput["testrunuid"][:8])
+    return str(config.getoption("run_id") or secrets.token_hex(4))
+
+
+def _configure_suite_run(config: pytest.Config, profile: Profile) -> None:
+    _register_secrets(profile)
+    reports = Path(config.getoption("reports"))
+    if not getattr(config.option, "xmlpath", None):
+        config.option.xmlpath = str(reports / "junit.xml")
+    if not getattr(config.option, "allure_report_dir", None):
+        config.option.allure_report_dir = str(reports / "allure-results")
+        if not is_worker(config) and not config.option.collectonly:
+            shutil.rmtree(config.option.allure_report_dir, ignore_errors=True)
+    if not is_worker(config):
+        catalogue = config.stash[CATALOGUE_KEY]
+        builder = VerdictBuilder([gid for gid, g in catalogue.items() if not g.retired],
+                                 profile.name, profile.sha256, config.stash[RUN_ID_KEY])
+        config.pluginmanager.register(SuiteRun(config, profile, builder), "conformance-suiterun")
+
+
+def _register_secrets(profile: Profile) -> None:
+    from conformance.connect import role_clouds
+
+    files = redact.clouds_yaml_candidates(profile.clouds_yaml)
+    redact.register_many(redact.secrets_from_clouds_yaml(files, role_clouds(profile).values()))
+    redact.register_many(redact.secrets_from_environment())
+    hosts = [*profile.hosts.values(), *([profile.controller] if profile.controller else [])]
+    for host in hosts:
+        if host.key_file is not None:
+            redact.register_many(redact.secrets_from_key_file(host.key_file))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Hand the controller's run id to each xdist worker."""
+    node.workerinput[WORKER_RUN_ID] = node.config.stash[RUN_ID_KEY]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Redact everything Allure writes (its file logger exists once configure is done)."""
+    if session.config.stash[PROFILE_KEY] is not None and allure_support.active(session.config):
+        allure_support.install_redaction()
+
+
+@pytest.fixture(scope="session")
+def profile(pytestconfig: pytest.Config) -> Profile:
+    """The deployment profile of this run."""
+    loaded = pytestconfig.stash[PROFILE_KEY]
+    if loaded is None:
+        raise pytest.UsageError(f"no profile: pass --profile PATH or set {ENV_PROFILE}")
+    return loaded
+
+
+@pytest.fixture(scope="session")
+def run_id(pytestconfig: pytest.Config) -> str:
+    """The id of this run (the same in every xdist worker)."""
+    return pytestconfig.stash[RUN_ID_KEY]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, Any]:
+    """Turn an unknown guarantee id or capability into a collection error of its module."""
+    report = yield
+    if report.passed and isinstance(report.result, list):
+        problems = [p for node in report.result if isinstance(node, pytest.Item)
+                    for p in _marker_problems(node, collector.config.stash[CATALOGUE_KEY])]
+        if problems:
+            report.outcome, report.longrepr, report.result = "failed", "\n".join(problems), []
+    return report
+
+
+def _marker_problems(item: pytest.Item, catalogue: dict[str, Guarantee]) -> list[str]:
+    problems = []
+    for gid in ids_of(item, GUARANTEE):
+        if gid not in catalogue:
+            problems.append(f"{item.nodeid}: unknown guarantee id {gid!r} "
+                            "(not in conformance/guarantees.yaml)")
+        elif catalogue[gid].retired:
+            problems.append(f"{item.nodeid}: guarantee {gid!r} is retired")
+    for cap in ids_of(item, REQUIRES):
+        if cap not in CAPABILITIES:
+            problems.append(f"{item.nodeid}: unknown capability {cap!r} "
+                            "(not in conformance/capabilities.py)")
+    return problems
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Record ids on each test, gate on capabilities and label tests for Allure."""
+    profile, catalogue = config.stash[PROFILE_KEY], config.stash[CATALOGUE_KEY]
+    suite_items = [item for item in items if ids_of(item, GUARANTEE)]
+    if profile is None and suite_items and not config.option.collectonly:
+        raise pytest.UsageError(f"conformance tests selected but no profile: pass --profile PATH "
+                                f"or set {ENV_PROFILE}")
+    for item in suite_items:
+        guarantees = [catalogue[gid] for gid in ids_of(item, GUARANTEE)]
+        item.user_properties.extend((GUARANTEE, g.id) for g in guarantees)
+        if profile is not None:
+            allure_support.add_marks(item, guarantees, config.getoption("catalogue_url"))
+    if profile is not None:
+        _gate(profile, items)
+
+
+def _gate(profile: Profile, items: list[pytest.Item]) -> None:
+    for item in items:
+        missing = [cap for cap in ids_of(item, REQUIRES) if not profile.claims(cap)]
+        if missing:
+            reason = f"profile {profile.name} does not claim capability {missing[0]!r}"
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """With --collect-only, list the guarantee ids of each collected test."""
+    config = session.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if not config.option.collectonly or reporter is None or not session.items:
+        return
+    reporter.write_line("")
+    reporter.write_sep("-", "guarantees per test")
+    for item in session.items:
+        ids = ids_of(item, GUARANTEE)
+        caps = ids_of(item, REQUIRES)
+        extra = f"  requires: {', '.join(caps)}" if caps else ""
+        reporter.write_line(f"{item.nodeid}: {', '.join(ids) or '-'}{extra}")
+
+
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """Attach the MUST statements of the test's guarantees to its Allure result."""
+    config = item.config
+    if config.stash[PROFILE_KEY] is not None and allure_support.active(config):
+        catalogue = config.stash[CATALOGUE_KEY]
+        guarantees = [catalogue[gid] for gid in ids_of(item, GUARANTEE) if gid in catalogue]
+        if guarantees:
+            allure_support.attach_guarantees(guarantees)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """Decide FAIL vs ERROR for each phase and make Allure and the report carry it."""
+    report = yield
+    config = item.config
+    if config.stash[PROFILE_KEY] is None:
+        return report
+    outcome = outcomes.classify_phase(report, call.excinfo)
+    setattr(report, outcomes.REPORT_ATTR, outcome)
+    if report.when == "call":
+        item.user_properties.append((outcomes.PROPERTY, outcome))
+    merged = _merge_outcome(item, outcome)
+    allure_support.set_status(config, merged)
+    outcomes.scrub_report(report)
+    facts = config.stash.get(CLOUD_INFO_KEY, {})
+    if report.when == "teardown" and facts:
+        setattr(report, CLOUD_ATTR, dict(facts))
+    return report
+
+
+def _merge_outcome(item: pytest.Item, outcome: str) -> str:
+    previous = item.stash.get(ITEM_OUTCOME_KEY, None)
+    merged = worst([outcome, previous] if previous else [outcome])
+    item.stash[ITEM_OUTCOME_KEY] = merged
+    return merged
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
+    """Show an ERROR-classified call as ERROR (not FAILED) in the terminal."""
+    return outcomes.teststatus(report)
