@@ -1,9 +1,8 @@
 """openstacksdk connections for the roles a profile names.
 
-Creating a connection reads clouds.yaml but sends no request: authentication
-happens on the first call.  :func:`check_roles` therefore runs at configure
-time, so a role naming a cloud that clouds.yaml lacks is a profile error
-(exit 4) before any cloud call.
+:func:`check_roles` only reads clouds.yaml (no request), so it runs at
+configure time: a role naming a cloud that clouds.yaml lacks is a profile
+error (exit 4) before any cloud call.  :func:`role_connections` authenticates.
 """
 
 from __future__ import annotations
@@ -44,11 +43,14 @@ def check_roles(profile: Profile) -> None:
                                "name a cloud defined in clouds.yaml") from None
 
 
-def role_connections(profile: Profile, roles: list[str] | None = None) -> dict[str, Any]:
-    """One (lazy) openstack.connection.Connection per role the profile names."""
-    from openstack import connection
+def role_connections(profile: Profile, roles: list[str]) -> dict[str, Any]:
+    """Open (authenticate) a connection for each of ``roles`` the profile names, in that order.
 
-    loader = _loader(profile)
-    wanted = role_clouds(profile)
-    return {role: connection.Connection(config=loader.get_one(cloud=cloud))
-            for role, cloud in wanted.items() if roles is None or role in roles}
+    Uses the fixtures' :func:`conformance.fixtures.open_connection`, so the
+    compute microversion is pinned exactly as in the tests.
+    """
+    from conformance.fixtures import open_connection
+
+    clouds = role_clouds(profile)
+    return {role: open_connection(clouds[role], profile.clouds_yaml, profile.timeouts.api_call)
+            for role in roles if role in clouds}

@@ -13,23 +13,28 @@ import dataclasses
 from conformance.connect import role_connections
 from conformance.profile import Profile
 
+OWNER_ROLES = ["member", "other_member", "admin", "other_admin"]
+
 
 @dataclasses.dataclass
 class SweepResult:
-    """What a sweep found (and deleted) and what it failed to delete."""
+    """What a sweep found (and deleted), what it failed to delete, and cloud facts."""
 
     found: list[str]
     failures: list[str]
+    cloud: dict[str, str]
 
 
 def sweep_profile(profile: Profile, run_id: str | None) -> SweepResult:
     """Delete the tagged servers and images of run ``run_id`` (None: of every run)."""
+    from conformance.lib.api import max_microversion
     from conformance.lib.resources import sweep
     from conformance.lib.waiter import Polling
 
     poll = Polling(initial=profile.polling.initial_interval, maximum=profile.polling.max_interval,
                    backoff=profile.polling.backoff)
-    conns = role_connections(profile)
-    ordered = [conns[r] for r in ("member", "other_member", "admin", "other_admin") if r in conns]
-    found, failures = sweep(ordered, run_id, timeout=profile.timeouts.cleanup, poll=poll)
-    return SweepResult(found.describe(), list(failures))
+    conns = role_connections(profile, OWNER_ROLES)
+    found, failures = sweep(conns.values(), run_id, timeout=profile.timeouts.cleanup, poll=poll)
+    version = max_microversion(conns["member"]) if "member" in conns else None
+    cloud = {"max_microversion": version} if version else {}
+    return SweepResult(found.describe(), list(failures), cloud)

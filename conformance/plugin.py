@@ -13,7 +13,6 @@ Cloud facts for the verdict: fixtures call :func:`record_cloud_info` (e.g.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
 import shutil
@@ -31,8 +30,8 @@ from conformance.profile import Profile, ProfileError, load_profile
 from conformance.suiterun import CLOUD_ATTR, SuiteRun
 from conformance.verdict import VerdictBuilder, worst
 
-# B2's fixtures live in their own module; load them with the plugin once they exist.
-pytest_plugins = [m for m in ("conformance.fixtures",) if importlib.util.find_spec(m)]
+# The suite's fixtures (roles, servers, hosts, placement) are loaded with the plugin.
+pytest_plugins = ["conformance.fixtures"]
 
 PROFILE_KEY = pytest.StashKey[Profile | None]()
 RUN_ID_KEY = pytest.StashKey[str]()

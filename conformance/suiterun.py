@@ -62,6 +62,8 @@ class SuiteRun:
                                    f"{type(exc).__name__}: {exc}")
             return
         self.builder.add_leaks(result.found)
+        for key, value in result.cloud.items():
+            self.builder.cloud.setdefault(key, value)
         for failure in result.failures:
             self.builder.add_error(f"leak check could not delete {failure}")
 

@@ -1,0 +1,102 @@
+"""Command line: ``python -m conformance sweep|catalogue``.
+
+``sweep --profile P [--run ID | --all]``
+    Delete what the suite left behind in the cloud the profile names: only
+    servers and images carrying the suite's tags (of run ID, or of any run
+    with --all).  Exit 0 when nothing is left, 6 when a deletion failed,
+    4 for a bad profile.
+
+``catalogue [--check] [--markdown FILE]``
+    Validate guarantees.yaml; with --check also fail (exit 1) when a guarantee
+    has no test or a test names an unknown id; with --markdown write the
+    catalogue document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from conformance.catalogue import (
+    CatalogueError,
+    coverage_problems,
+    load_catalogue,
+    render_markdown,
+    scan_markers,
+    suite_files,
+)
+from conformance.profile import ProfileError, load_profile
+from conformance.verdict import EXIT_ERROR, EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    return int(args.func(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m conformance", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    sweep = commands.add_parser("sweep", help="delete what the suite left behind (tagged only)")
+    sweep.add_argument("--profile", required=True, metavar="PATH", help="deployment profile")
+    which = sweep.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", metavar="RUN_ID", help="only the resources of this run")
+    which.add_argument("--all", action="store_true", help="the resources of every run")
+    sweep.set_defaults(func=_sweep)
+    catalogue = commands.add_parser("catalogue", help="validate the guarantee catalogue")
+    catalogue.add_argument("--check", action="store_true",
+                           help="also fail when a guarantee has no test (or a test an unknown id)")
+    catalogue.add_argument("--markdown", metavar="FILE", type=Path,
+                           help="write the catalogue as Markdown (e.g. docs/guarantees.md)")
+    catalogue.add_argument("--suites", metavar="DIR", type=Path, default=None,
+                           help="where the test modules are (default: conformance/suites)")
+    catalogue.set_defaults(func=_catalogue)
+    return parser
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from conformance.connect import check_roles
+    from conformance.leaks import sweep_profile
+
+    try:
+        profile = load_profile(args.profile)
+        check_roles(profile)
+    except ProfileError as exc:
+        print(f"ERROR: bad profile: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    run_id = None if args.all else args.run
+    result = sweep_profile(profile, run_id)
+    scope = "every run" if run_id is None else f"run {run_id}"
+    for line in result.found:
+        print(f"deleted {line}")
+    for line in result.failures:
+        print(f"FAILED to delete {line}", file=sys.stderr)
+    print(f"sweep of {scope}: {len(result.found)} found, {len(result.failures)} failed")
+    return EXIT_ERROR if result.failures else EXIT_OK
+
+
+def _catalogue(args: argparse.Namespace) -> int:
+    try:
+        catalogue = load_catalogue()
+    except CatalogueError as exc:
+        for problem in exc.problems:
+            print(f"{exc.path}: {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    used = scan_markers(suite_files(args.suites) if args.suites else suite_files())
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(render_markdown(catalogue, used))
+        print(f"wrote {args.markdown}")
+    problems = coverage_problems(catalogue, used) if args.check else []
+    for problem in problems:
+        print(f"catalogue: {problem}", file=sys.stderr)
+    print(f"catalogue: {len(catalogue)} guarantees, {len(used)} ids used by tests, "
+          f"{len(problems)} problem(s)")
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
