@@ -23,6 +23,7 @@ from conformance.lib.trace import DELETE, check_trace
 from conformance.lib.waiter import Polling, Progress, wait_for_deleted, wait_for_server
 from conformance.profile import Timeouts
 
+
 def _cleaned_up(snap: Snapshot) -> bool:
     """Placement and the host show nothing left of the server (what the probes reached)."""
     facts = snap.facts
