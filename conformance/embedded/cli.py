@@ -103,6 +103,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         defects=args.defect, patches=[p.resolve() for p in args.patch],
         periodic_interval=args.periodic_interval, ports=dict(args.port), timeout=args.timeout,
         nova_module=args.nova_module or orchestrator.NOVA_MODULE)
+    orchestrator.check_fixed_ports(opts)
     with locked(layout):
         previous = read_state(layout)
         if previous is not None and running_processes(previous):
@@ -122,7 +123,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def _report_failure(exc: BaseException, layout: Layout, state: dict[str, object]) -> None:
     """Print the reason and a log tail, then stop everything ``up`` started."""
     from conformance.embedded.lifecycle import CommandError, stop_cloud
-    from conformance.embedded.orchestrator import StartError
+    from conformance.embedded.orchestrator import StartError, remove_generated
     from conformance.embedded.workdir import tail
 
     reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc) or repr(exc)
@@ -137,7 +138,7 @@ def _report_failure(exc: BaseException, layout: Layout, state: dict[str, object]
         traceback.print_exception(exc, file=sys.stderr)
     try:
         stop_cloud(layout, state, grace=5.0)
-        layout.state.unlink(missing_ok=True)
+        remove_generated(layout)
     except CommandError as err:
         print(f"error: cleanup incomplete: {err}", file=sys.stderr)
     print(f"stopped everything that was started; logs are in {layout.logs}", file=sys.stderr)
@@ -145,7 +146,7 @@ def _report_failure(exc: BaseException, layout: Layout, state: dict[str, object]
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the subcommand, turn known errors into one line."""
-    from conformance.embedded import lifecycle, sshd
+    from conformance.embedded import lifecycle
     from conformance.profile import ProfileError
 
     args = build_parser().parse_args(argv)
@@ -157,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             return lifecycle.status(args.workdir)
         return lifecycle.compute(args.workdir, args.action, args.host)
-    except (ValueError, WorkdirError, sshd.SshdError, lifecycle.CommandError,
-            ProfileError) as exc:
+    except (ValueError, RuntimeError, ProfileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

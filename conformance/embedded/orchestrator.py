@@ -68,6 +68,13 @@ class Progress:
         print(f"[{self.elapsed():5.1f}s] {message}", flush=True)
 
 
+def check_fixed_ports(opts: UpOptions) -> None:
+    """Fail early (before touching the workdir) if a fixed ``--port`` is taken."""
+    for name, port in opts.ports.items():
+        if port_in_use(BIND, port):
+            raise StartError(f"port {BIND}:{port} ({name}) is already in use")
+
+
 def _password() -> str:
     return secrets.token_urlsafe(18)
 
@@ -210,9 +217,10 @@ class Up:
         raise StartError(f"the {name} process exited with status {rc}{why}", log)
 
     def _wait(self, name: str, ready: Any, what: str) -> None:
-        """Poll ``ready()`` until true, failing if ``name``'s process dies."""
+        """Poll ``ready()`` until true, failing as soon as any started process dies."""
         while time.monotonic() < self.deadline:
-            self._check_alive(name)
+            for started in self.procs:
+                self._check_alive(started)
             if ready():
                 return
             time.sleep(0.05)
