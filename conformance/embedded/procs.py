@@ -63,6 +63,26 @@ def alive(pid: int, marker: str) -> bool:
         return False
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (children first found by a /proc scan)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
 def _signal(pid: int, sig: signal.Signals) -> None:
     """Signal the process group of ``pid`` (it leads its own session), else the pid."""
     try:
@@ -80,6 +100,9 @@ def stop(records: dict[str, dict[str, Any]], grace: float = 10.0) -> list[str]:
     Returns the names of the processes still alive at the end (normally none).
     """
     live = {name: r for name, r in records.items() if alive(r["pid"], r["marker"])}
+    for name, r in list(live.items()):
+        for pid in descendants(r["pid"]):  # e.g. sshd's per-connection sessions
+            live[f"{name} child {pid}"] = {"pid": pid, "marker": ""}
     for r in live.values():
         _signal(r["pid"], signal.SIGTERM)
     for sig, wait in ((signal.SIGKILL, grace), (None, 3.0)):
