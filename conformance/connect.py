@@ -7,6 +7,7 @@ error (exit 4) before any cloud call.  :func:`role_connections` authenticates.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from conformance.profile import Profile, ProfileError
@@ -36,7 +37,9 @@ def check_roles(profile: Profile) -> None:
                            "fix the clouds.yaml or point clouds_yaml at another one") from None
     for role, cloud in role_clouds(profile).items():
         try:
-            loader.get_one(cloud=cloud)
+            with warnings.catch_warnings():  # openstacksdk's deprecation noise about optional extras
+                warnings.simplefilter("ignore")
+                loader.get_one(cloud=cloud)
         except exceptions.ConfigException as exc:
             raise ProfileError(profile.source or "-", f"roles.{role}",
                                f"cloud {cloud!r} is not usable in {where} ({exc})",
