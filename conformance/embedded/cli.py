@@ -76,16 +76,15 @@ def _validate_up(args: argparse.Namespace) -> None:
 
 
 def _known_defects() -> set[str] | None:
-    """Defect names from conformance.embedded.defects if it offers a catalogue, else None."""
+    """Defect names from conformance.embedded.defects' CATALOGUE, or None if unavailable."""
     try:
-        from conformance.embedded import defects  # type: ignore[attr-defined]
+        from conformance.embedded import defects
     except ImportError:
         return None
-    for attr in ("CATALOGUE", "DEFECTS", "REGISTRY"):
-        table = getattr(defects, attr, None)
-        if isinstance(table, dict):
-            return {str(k) for k in table}
-    return None
+    catalogue = getattr(defects, "CATALOGUE", None)
+    if catalogue is None:
+        return None
+    return {str(getattr(entry, "name", entry)) for entry in catalogue}
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -177,7 +177,7 @@ def populate(
         project_name="admin", user_domain_name="Default", project_domain_name="Default",
         region_name=REGION, identity_api_version="3")
     try:
-        idn = conn.identity
+        idn: Any = conn.identity
         roles = {r.name: r for r in idn.roles()}
         for name in ("admin", "member", "reader", "service"):
             if name not in roles:

@@ -64,7 +64,6 @@ def serve_forever(app: WSGIApp, host: str, port: int, name: str) -> NoReturn:
     except OSError as exc:
         print(f"{name}: cannot bind {host}:{port}: {exc.strerror}", file=sys.stderr, flush=True)
         os._exit(EXIT_PORT_IN_USE)
-    server.daemon_threads = True
 
     def stop(signum: int, _frame: object) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

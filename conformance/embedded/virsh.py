@@ -29,7 +29,7 @@ from xml.sax.saxutils import escape
 try:
     from conformance.embedded.hoststate import SHUTOFF, Domain, HostState
 except ImportError:  # executed as a script by a host's bin/virsh (python -S)
-    from hoststate import SHUTOFF, Domain, HostState  # type: ignore[import-not-found,no-redef]
+    from hoststate import SHUTOFF, Domain, HostState  # type: ignore[no-redef]
 
 ACTIVE_STATES = ("running", "idle", "paused", "in shutdown", "pmsuspended")
 LIST_FLAGS = ("all", "inactive", "state-running", "state-paused", "state-shutoff", "state-other",
