@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import importlib
 import json
 import secrets
 import shutil
@@ -314,7 +315,7 @@ class Up:
         self._start_keystone_glance()
         self._start_sshd()
         self.say(f"started nova, keystone, glance and {len(self.hosts) + 1} sshd processes")
-        __import__("openstack")  # warm the import while the services boot
+        importlib.import_module("openstack")  # warm the import while the services boot
         self._setup_keystone()
         self._setup_glance()
         self._setup_nova()
