@@ -25,7 +25,8 @@ import pytest
 from openstack.config.loader import OpenStackConfig
 
 from conformance.errors import InfraError
-from conformance.lib.api import pin_microversion
+from conformance.lib.api import max_microversion, pin_microversion
+from conformance.lib.forensics import gather_server_evidence
 from conformance.lib.hosts import Host, Hypervisor
 from conformance.lib.observe import Observer
 from conformance.lib.placement import Placement
@@ -103,9 +104,14 @@ def _role(connections: RoleConnections, role: str) -> Any:
 
 
 @pytest.fixture(scope="session")
-def member(connections: RoleConnections) -> Any:
-    """The project member's connection (always present)."""
-    return _role(connections, "member")
+def member(connections: RoleConnections, pytestconfig: pytest.Config) -> Any:
+    """The project member's connection (always present); records the cloud's microversions."""
+    conn = _role(connections, "member")
+    from conformance.plugin import record_cloud_info
+
+    record_cloud_info(pytestconfig, max_microversion=max_microversion(conn),
+                      compute_microversion=conn.compute.default_microversion)
+    return conn
 
 
 @pytest.fixture(scope="session")
@@ -257,3 +263,63 @@ def paused_server(active_server: Server, member: Any, timeouts: Timeouts, pollin
     server, _ = wait_for_server(member, active_server.id, status="PAUSED", timeout=timeouts.server_action,
                                 poll=polling, progress=progress)
     return server
+
+
+REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the item, for :func:`failure_evidence`."""
+    report = yield
+    item.stash.setdefault(REPORTS, {})[report.when] = report
+    return report
+
+
+@pytest.fixture(autouse=True)
+def failure_evidence(request: pytest.FixtureRequest) -> Iterator[None]:
+    """When a test fails, attach what its servers look like now (JSON, actions, console, host logs)."""
+    yield
+    report = request.node.stash.get(REPORTS, {}).get("call")
+    if report is None or not report.failed:
+        return
+    factories = [request.getfixturevalue(name) for name in ("server_factory", "module_server_factory")
+                 if name in request.fixturenames]
+    server_ids = [c.id for f in factories for c in f.created]
+    if server_ids:
+        collect_evidence(server_ids, request.getfixturevalue("connections"), optional(request, "hosts"))
+
+
+def collect_evidence(server_ids: list[str], connections: RoleConnections,
+                     hypervisors: dict[str, Hypervisor] | None) -> None:
+    """Attach server JSON, instance actions, console output and host log lines (best effort)."""
+    conn = connections.get("admin") or connections.get("member")
+    for server_id in server_ids:
+        try:
+            gather_server_evidence(conn, server_id, hypervisors or {})
+        except Exception as exc:  # evidence must never change the outcome
+            log.warning("could not collect evidence for %s: %s", server_id, exc)
+
+
+@pytest.fixture(scope="session")
+def flavor_large(profile: Profile, member: Any) -> Any:
+    """The profile's second flavor (resources.flavor_large, resolved), for resizes; skips without one."""
+    name = profile.resources.flavor_large
+    if not name:
+        pytest.skip("profile names no resources.flavor_large")
+    try:
+        return member.compute.find_flavor(name, ignore_missing=False)
+    except openstack.exceptions.ResourceNotFound as exc:
+        raise InfraError(f"cannot resolve resources.flavor_large: {exc}") from None
+
+
+@pytest.fixture(scope="session")
+def image_alt(profile: Profile, member: Any) -> str:
+    """The id of the profile's second image (resources.image_alt), for rebuilds; skips without one."""
+    name = profile.resources.image_alt
+    if not name:
+        pytest.skip("profile names no resources.image_alt")
+    try:
+        return str(member.image.find_image(name, ignore_missing=False).id)
+    except openstack.exceptions.ResourceNotFound as exc:
+        raise InfraError(f"cannot resolve resources.image_alt: {exc}") from None

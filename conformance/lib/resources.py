@@ -143,6 +143,7 @@ class ServerFactory:
         self.conn, self.run_id, self.worker, self.cleanup = conn, run_id, worker, cleanup
         self.delete_timeout, self.poll = delete_timeout, poll
         self.slots, self.slot_timeout = slots, slot_timeout
+        self.created: list[Created] = []
 
     def name(self, suffix: str) -> str:
         return resource_name(self.run_id, self.worker, suffix)
@@ -162,7 +163,8 @@ class ServerFactory:
             raise
         server_id = str(reply.body["server"]["id"])
         self.cleanup.add(f"delete server {server_id}", lambda: self._delete(server_id, slot))
-        return Created(server_id, body["name"], reply)
+        self.created.append(Created(server_id, body["name"], reply))
+        return self.created[-1]
 
     def _delete(self, server_id: str, slot: filelock.BaseFileLock | None) -> None:
         try:
