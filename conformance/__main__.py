@@ -6,6 +6,11 @@
     with --all).  Exit 0 when nothing is left, 6 when a deletion failed,
     4 for a bad profile.
 
+``report [--results DIR] [--output DIR]``
+    Render the HTML report (reports/html/index.html) from the Allure results
+    with the Allure command line (installed from npm on first use).  Exit 6
+    when it cannot be rendered.
+
 ``catalogue [--check] [--markdown FILE]``
     Validate guarantees.yaml; with --check also fail (exit 1) when a guarantee
     has no test or a test names an unknown id; with --markdown write the
@@ -54,7 +59,26 @@ def _parser() -> argparse.ArgumentParser:
     catalogue.add_argument("--suites", metavar="DIR", type=Path, default=None,
                            help="where the test modules are (default: conformance/suites)")
     catalogue.set_defaults(func=_catalogue)
+    report = commands.add_parser("report", help="render reports/html/index.html from the Allure results")
+    report.add_argument("--results", type=Path, default=Path("reports/allure-results"), metavar="DIR")
+    report.add_argument("--output", type=Path, default=Path("reports/html"), metavar="DIR")
+    report.add_argument("--allure-prefix", type=Path, default=None, metavar="DIR",
+                        help="npm prefix to install the Allure command line into (default .tox/allure)")
+    report.set_defaults(func=_report)
     return parser
+
+
+def _report(args: argparse.Namespace) -> int:
+    from conformance import report
+
+    try:
+        allure = report.allure_binary(args.allure_prefix or report.DEFAULT_PREFIX)
+        index = report.render(args.results, args.output, allure)
+    except report.ReportError as exc:
+        print(f"ERROR: report: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"report: {index}")
+    return EXIT_OK
 
 
 def _sweep(args: argparse.Namespace) -> int:
