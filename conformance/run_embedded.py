@@ -1,0 +1,82 @@
+"""One suite run against a fresh embedded cloud: up, pytest, report, down.
+
+``python -m conformance.run_embedded [--workdir DIR] [--up-arg ARG ...] [--report] [-- PYTEST_ARGS]``
+
+``down`` runs whatever happens (failure, Ctrl-C: the suite gets the interrupt
+once, runs its teardown and leak check, then the cloud stops), and the exit code is the
+suite's (see DESIGN.md: 0, 1, 4, 6, or pytest's 2 and 5).  If the cloud does
+not come up the exit code is 6 (ERROR: the infrastructure could not decide).
+A report that cannot be rendered is reported but does not change the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from conformance.verdict import EXIT_ERROR
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run up, pytest, report and down; return pytest's exit code."""
+    args, pytest_args = _parse(sys.argv[1:] if argv is None else argv)
+    workdir = args.workdir.resolve()
+    try:
+        up = _embedded("up", workdir, *args.up_arg)
+        if up != 0:
+            print(f"run_embedded: `embedded up` failed (exit {up}); see {workdir}", file=sys.stderr)
+            return EXIT_ERROR
+        code = _pytest(workdir / "profile.yaml", pytest_args)
+        if args.report:
+            _report()
+        return code
+    finally:
+        _embedded("down", workdir)
+
+
+def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    pytest_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, pytest_args = argv[:cut], argv[cut + 1:]
+    parser = argparse.ArgumentParser(prog="python -m conformance.run_embedded",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", type=Path, default=Path(".embedded"),
+                        help="the embedded cloud's work directory (default .embedded)")
+    parser.add_argument("--up-arg", action="append", default=[], metavar="ARG",
+                        help="extra argument for `embedded up` (repeatable), e.g. --up-arg=--defect=NAME")
+    parser.add_argument("--report", action="store_true", help="render reports/html after the run")
+    return parser.parse_args(argv), pytest_args
+
+
+def _embedded(command: str, workdir: Path, *extra: str) -> int:
+    cmd = [sys.executable, "-m", "conformance.embedded", command, "--workdir", str(workdir), *extra]
+    print(f"run_embedded: {' '.join(cmd)}", flush=True)
+    return subprocess.run(cmd, check=False).returncode
+
+
+def _pytest(profile: Path, pytest_args: list[str]) -> int:
+    """Run the suite; Ctrl-C reaches it exactly once per press, so it can clean up."""
+    cmd = [sys.executable, "-m", "pytest", "--profile", str(profile), *pytest_args]
+    print(f"run_embedded: {' '.join(cmd)}", flush=True)
+    # Its own process group: a terminal's Ctrl-C reaches only this process, which forwards it.
+    with subprocess.Popen(cmd, process_group=0) as proc:
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                print("run_embedded: interrupted; the suite is cleaning up", file=sys.stderr, flush=True)
+                proc.send_signal(signal.SIGINT)
+
+
+def _report() -> None:
+    cmd = [sys.executable, "-m", "conformance", "report"]
+    if subprocess.run(cmd, check=False).returncode != 0:
+        print("run_embedded: the HTML report could not be rendered (the verdict stands)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
