@@ -19,6 +19,7 @@ import os
 import sqlite3
 import sys
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -168,37 +169,47 @@ def populate(
     """Create projects, roles, users and the catalog; return project ids by name.
 
     ``passwords`` holds one password per user in :data:`TEST_USERS` and
-    :data:`SERVICE_USERS` (the service users share one).
+    :data:`SERVICE_USERS` (the service users share one).  Independent calls
+    run on a few threads (Keystone's sqlite is in WAL mode with a busy
+    timeout, so concurrent writes wait for each other instead of failing).
     """
     import openstack
 
     conn = openstack.connect(
-        auth_url=keystone_url, username="admin", password=admin_password,
-        project_name="admin", user_domain_name="Default", project_domain_name="Default",
-        region_name=REGION, identity_api_version="3")
+        load_yaml_config=False, load_envvars=False, auth_url=keystone_url, username="admin",
+        password=admin_password, project_name="admin", user_domain_name="Default",
+        project_domain_name="Default", region_name=REGION, identity_api_version="3")
     try:
         idn: Any = conn.identity
-        roles = {r.name: r for r in idn.roles()}
-        for name in ("admin", "member", "reader", "service"):
-            if name not in roles:
-                roles[name] = idn.create_role(name=name)
-        projects = {name: idn.create_project(name=name, domain_id="default",
-                                             description=f"embedded cloud: {name}")
-                    for name in (TEST_PROJECT, ALT_PROJECT, SERVICE_PROJECT)}
-        grants = [(user, project, role) for user, (project, role) in TEST_USERS.items()]
-        grants += [(user, SERVICE_PROJECT, role)
-                   for user in SERVICE_USERS for role in ("admin", "service")]
-        users: dict[str, Any] = {}
-        for user, project, role in grants:
-            if user not in users:
-                users[user] = idn.create_user(name=user, password=passwords[user],
-                                              domain_id="default",
-                                              default_project_id=projects[project].id)
-            idn.assign_project_role_to_user(projects[project], users[user], roles[role])
-        _register_catalog(idn, endpoints)
+        roles = {r.name: r for r in idn.roles()}  # also authenticates, before any thread
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            catalog = pool.submit(_register_catalog, idn, endpoints)
+            projects = _create_projects(pool, idn)
+            if "service" not in roles:
+                roles["service"] = idn.create_role(name="service")
+            grants = [(user, project, role) for user, (project, role) in TEST_USERS.items()]
+            grants += [(user, SERVICE_PROJECT, role)
+                       for user in SERVICE_USERS for role in ("admin", "service")]
+            homes = {user: project for user, project, _ in grants}
+            users = {user: pool.submit(idn.create_user, name=user, password=passwords[user],
+                                       domain_id="default", default_project_id=projects[home].id)
+                     for user, home in homes.items()}
+            done = [pool.submit(idn.assign_project_role_to_user, projects[project],
+                                users[user].result(), roles[role])
+                    for user, project, role in grants]
+            for future in [*done, catalog]:
+                future.result()
         return {name: p.id for name, p in projects.items()}
     finally:
         conn.close()
+
+
+def _create_projects(pool: ThreadPoolExecutor, idn: Any) -> dict[str, Any]:
+    """Create the test, alt and service projects in parallel."""
+    futures = {name: pool.submit(idn.create_project, name=name, domain_id="default",
+                                 description=f"embedded cloud: {name}")
+               for name in (TEST_PROJECT, ALT_PROJECT, SERVICE_PROJECT)}
+    return {name: future.result() for name, future in futures.items()}
 
 
 def _register_catalog(idn: Any, endpoints: Endpoints) -> None:
