@@ -13,6 +13,7 @@ leaves nothing running.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -110,6 +111,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                                f"({', '.join(running_processes(previous))}); run `down` first")
         progress = orchestrator.Progress()
         run = orchestrator.Up(opts, layout, progress)
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # clean up like on Ctrl-C
+            signal.signal(sig, _interrupted)
         try:
             state = run.run()
         except BaseException as exc:
@@ -119,13 +122,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def _report_failure(exc: BaseException, layout: Layout, state: dict[str, object]) -> None:
     """Print the reason and a log tail, then stop everything ``up`` started."""
     from conformance.embedded.lifecycle import CommandError, stop_cloud
     from conformance.embedded.orchestrator import StartError, remove_generated
     from conformance.embedded.workdir import tail
 
-    reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc) or repr(exc)
+    reason = str(exc) or repr(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        reason = f"interrupted{f' by {exc}' if str(exc) else ''}"
     print(f"error: {reason.splitlines()[0] if reason else type(exc).__name__}",
           file=sys.stderr, flush=True)
     log = exc.log if isinstance(exc, StartError) else None

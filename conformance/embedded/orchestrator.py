@@ -217,14 +217,14 @@ class Up:
         why = " (its port is in use)" if rc == EXIT_PORT_IN_USE else ""
         raise StartError(f"the {name} process exited with status {rc}{why}", log)
 
-    def _wait(self, name: str, ready: Any, what: str) -> None:
+    def _wait(self, name: str, ready: Any, what: str, interval: float = 0.05) -> None:
         """Poll ``ready()`` until true, failing as soon as any started process dies."""
         while time.monotonic() < self.deadline:
             for started in self.procs:
                 self._check_alive(started)
             if ready():
                 return
-            time.sleep(0.05)
+            time.sleep(interval)
         raise StartError(f"{name}: {what} not reached within {self.opts.timeout:.0f}s",
                          Path(self.state["processes"][name]["log"]))
 
@@ -273,7 +273,7 @@ class Up:
         except Exception as exc:
             raise StartError(f"creating flavors failed: {exc}", self.layout.log("nova-service")) from exc
         n = self.opts.hosts
-        self._wait("nova", lambda: self._registered() >= n, f"{n} registered computes")
+        self._wait("nova", lambda: self._registered() >= n, f"{n} registered computes", 0.3)
         self.say(f"{n} computes registered in placement and listed as hypervisors")
         self._check_defects()
 

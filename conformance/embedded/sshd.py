@@ -165,7 +165,11 @@ def write_host(host: SshHost, ssh_dir: Path, with_virsh: bool = True) -> Path:
 
 def start(host: SshHost, log_file: Path) -> subprocess.Popen[bytes]:
     """Start the host's sshd in the foreground (-D) in its own session."""
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir
+    try:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir
+    except OSError as exc:
+        raise SshdError(f"sshd needs /run/sshd ({exc.strerror}): as root run "
+                        "`install -d -m 0755 /run/sshd`") from None
     conf = host.config_dir / "sshd_config"
     with open(log_file, "ab") as log:
         return subprocess.Popen([SSHD, "-D", "-f", str(conf), "-E", str(log_file)],
