@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,9 @@ def test_stop_only_touches_processes_with_their_marker(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker],
                             start_new_session=True)
     try:
+        deadline = time.monotonic() + 10  # /proc/PID/cmdline can be empty while exec completes
+        while not procs.alive(proc.pid, marker) and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert procs.alive(proc.pid, marker)
         assert not procs.alive(proc.pid, "some-other-marker")
         assert procs.stop({"x": {"pid": proc.pid, "marker": "some-other-marker"}}, 1) == []
