@@ -52,15 +52,25 @@ def record(proc: subprocess.Popen[bytes], marker: str, log_file: Path) -> dict[s
 
 
 def alive(pid: int, marker: str) -> bool:
-    """True if ``pid`` runs (not a zombie) and its command line contains ``marker``."""
+    """True if ``pid`` runs (not a zombie) and its command line contains ``marker``.
+
+    A command line stays empty for a moment while a fresh process completes
+    exec; it is read again, and a persistently empty one counts as a match
+    (kernel threads, the only other such processes, ignore signals).
+    """
     try:
         with open(f"/proc/{pid}/stat") as f:
             if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
                 return False
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return marker.encode() in f.read()
+        for _ in range(20):
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            if cmdline:
+                return marker.encode() in cmdline
+            time.sleep(0.01)
     except (OSError, IndexError):
         return False
+    return True
 
 
 def descendants(pid: int) -> list[int]:
