@@ -152,13 +152,17 @@ class Libvirt:
         result = self._virsh("dominfo", domain)
         if result is None:
             return None
-        pairs = (line.split(":", 1) for line in result.stdout.splitlines() if ":" in line)
-        return {key.strip(): value.strip() for key, value in pairs}
+        return _parse_dominfo(result.stdout)
 
     def domain_xml(self, domain: str) -> str | None:
         """``virsh dumpxml``; None if undefined."""
         result = self._virsh("dumpxml", domain)
         return None if result is None else result.stdout
+
+
+def _parse_dominfo(text: str) -> dict[str, str]:
+    pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {key.strip(): value.strip() for key, value in pairs}
 
 
 def parse_domstate(text: str) -> tuple[str, str]:
@@ -207,6 +211,42 @@ def log_lines(host: Host, path: str, request_id: str) -> list[str]:
     return result.stdout.splitlines()
 
 
+@dataclasses.dataclass(frozen=True)
+class Inspection:
+    """One look at a domain and its instance directory (None: absent)."""
+
+    domain_state: tuple[str, str] | None
+    dominfo: dict[str, str] | None
+    instance_files: list[str] | None
+
+
+# Three sections, each ended by a marker line carrying its exit code; $1 = uuid, $2 = instance dir.
+SECTION = "@@conformance-section rc="
+INSPECT_SCRIPT = (
+    'section() { out=$("$@" 2>&1); rc=$?; printf "%s\\n' + SECTION + '%s\\n" "$out" "$rc"; }; '
+    'section virsh domstate --reason "$1"; section virsh dominfo "$1"; '
+    'if [ -d "$2" ]; then section ls -1A "$2"; else printf "' + SECTION + 'absent\\n"; fi'
+)
+
+
+def _split_sections(result: CommandResult) -> list[str | None]:
+    """The three outputs of INSPECT_SCRIPT; None where the domain or directory is absent."""
+    chunks = result.stdout.split(SECTION)
+    if len(chunks) != 4:
+        raise HostCommandError(f"unexpected inspection output on {result.host}\n{result}")
+    outputs: list[str | None] = []
+    for index in range(3):
+        text = chunks[index] if index == 0 else chunks[index].split("\n", 1)[1]
+        code = chunks[index + 1].split("\n", 1)[0].strip()
+        if code == "0":
+            outputs.append(text)
+        elif code == "absent" or NOT_FOUND.search(text):
+            outputs.append(None)
+        else:
+            raise HostCommandError(f"inspection step {index + 1} failed on {result.host}\n{result}")
+    return outputs
+
+
 def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
@@ -237,6 +277,16 @@ class Hypervisor:
 
     def instance_files(self, uuid: str) -> list[str] | None:
         return self.files.listdir(uuid)
+
+    def inspect(self, uuid: str) -> Inspection:
+        """Domain state, dominfo and instance files in one SSH round trip."""
+        path = self.files.path(uuid)
+        result = self.host.run("sh", "-c", INSPECT_SCRIPT, "inspect", uuid, path, check=False)
+        state, info, files = _split_sections(result)
+        return Inspection(
+            domain_state=None if state is None else parse_domstate(state),
+            dominfo=None if info is None else _parse_dominfo(info),
+            instance_files=None if files is None else sorted(_lines(files)))
 
     def log_lines(self, request_id: str, log: str = "nova_compute") -> list[str]:
         """Lines of the named log (profile ``logs`` key) that mention ``request_id``."""

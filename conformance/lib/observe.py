@@ -55,6 +55,7 @@ class Snapshot:
     usages = property(lambda self: self.fact("usages"), doc="{rc: n} used on the host's provider")
     domain_state = property(lambda self: self.fact("domain_state"), doc="(state, reason) or None")
     domain_name = property(lambda self: self.fact("domain_name"), doc="libvirt domain name or None")
+    dominfo = property(lambda self: self.fact("dominfo"), doc="virsh dominfo as a dict, or None")
     instance_files = property(lambda self: self.fact("instance_files"), doc="file names or None")
 
     def to_data(self) -> dict[str, Any]:
@@ -91,9 +92,7 @@ class Observer:
             self._probe_placement(snap, provider)
         hypervisor = self.hypervisors.get(snap.facts.get("host") or "")
         if hypervisor is not None:
-            snap.probe("domain_state", lambda: hypervisor.domain_state(server_id))
-            snap.probe("domain_name", lambda: (hypervisor.libvirt.dominfo(server_id) or {}).get("Name"))
-            snap.probe("instance_files", lambda: hypervisor.instance_files(server_id))
+            self._probe_host(snap, hypervisor)
         if attach:
             evidence.attach_json(f"snapshot {label}", snap.to_data())
         return snap
@@ -104,6 +103,18 @@ class Observer:
             return str(admin_view.host) if admin_view.host else None
         found = [name for name, hv in self.hypervisors.items() if hv.domain_exists(snap.server_id)]
         return found[0] if len(found) == 1 else None
+
+    @staticmethod
+    def _probe_host(snap: Snapshot, hypervisor: Hypervisor) -> None:
+        """Domain state, dominfo, domain name and instance files, in one SSH round trip."""
+        names = ("domain_state", "dominfo", "domain_name", "instance_files")
+        try:
+            seen = hypervisor.inspect(snap.server_id)
+        except Exception as exc:
+            snap.errors.update(dict.fromkeys(names, exc))
+            return
+        snap.facts.update(domain_state=seen.domain_state, dominfo=seen.dominfo,
+                          domain_name=(seen.dominfo or {}).get("Name"), instance_files=seen.instance_files)
 
     def _probe_placement(self, snap: Snapshot, provider: str | None) -> None:
         placement = self.placement

@@ -21,12 +21,14 @@ pytestmark = pytest.mark.skipif(not (os.path.exists(SSHD) and shutil.which("ssh-
 
 VIRSH = """#!/bin/sh
 # a stub virsh: one running domain u1 (instance-00000001), one paused domain u2
+missing() { echo "error: failed to get domain '$1'" >&2; exit 1; }
 case "$1 $2" in
   "domstate --reason") case "$3" in
-      u1) echo "running (booted)";; u2) echo "paused (user)";;
-      *) echo "error: failed to get domain '$3'" >&2; exit 1;; esac;;
+      u1) echo "running (booted)";; u2) echo "paused (user)";; *) missing "$3";; esac;;
   "list --all") printf 'u1\\nu2\\n\\n';;
   "dominfo u1") printf 'Id:             1\\nName:           instance-00000001\\nState:          running\\n';;
+  "dominfo u2") echo "error: internal error" >&2; exit 2;;
+  dominfo*) missing "$2";;
   *) echo "error: unsupported" >&2; exit 2;;
 esac
 """
@@ -76,7 +78,7 @@ def host(sshd: dict[str, object], **overrides: object) -> Host:
     d = sshd["dir"]
     assert isinstance(d, Path)
     kwargs: dict[str, object] = {"port": sshd["port"], "user": "root", "key_file": d / "client",
-                                 "known_hosts": d / "known_hosts", "timeout": 5.0, "connect_timeout": 5.0,
+                                 "known_hosts": d / "known_hosts", "timeout": 60.0, "connect_timeout": 30.0,
                                  "command_prefix": f"env PATH={d / 'bin'}:/usr/bin:/bin", **overrides}
     return Host("127.0.0.1", **kwargs)  # type: ignore[arg-type]
 
@@ -141,6 +143,19 @@ def test_instance_files_and_logs(sshd: dict[str, object], tmp_path: Path) -> Non
     assert hv.files.resize_dir_exists("u1")
     assert hv.log_lines("req-1") == ["a req-1 start", "c req-1 done"]
     assert hv.log_lines("req-9") == []
+
+
+def test_inspect_reads_domain_and_files_in_one_command(sshd: dict[str, object], tmp_path: Path) -> None:
+    (tmp_path / "u1").mkdir()
+    (tmp_path / "u1" / "disk").write_text("x")
+    hv = Hypervisor("compute1", host(sshd), str(tmp_path))
+    seen = hv.inspect("u1")
+    assert seen.domain_state == ("running", "booted") and seen.instance_files == ["disk"]
+    assert seen.dominfo is not None and seen.dominfo["Name"] == "instance-00000001"
+    gone = hv.inspect("u3")
+    assert (gone.domain_state, gone.dominfo, gone.instance_files) == (None, None, None)
+    with pytest.raises(HostCommandError, match="inspection step 2 failed"):
+        hv.inspect("u2")
 
 
 def test_parse_domstate() -> None:

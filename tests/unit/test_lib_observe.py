@@ -12,16 +12,8 @@ from tests.unit.fakes import FakeConn, server
 
 
 class BrokenHypervisor:
-    def domain_state(self, uuid: str) -> None:
+    def inspect(self, uuid: str) -> None:
         raise HostUnreachable("ssh down")
-
-    def instance_files(self, uuid: str) -> None:
-        raise HostUnreachable("ssh down")
-
-    class libvirt:  # mimics Hypervisor.libvirt
-        @staticmethod
-        def dominfo(uuid: str) -> None:
-            raise HostUnreachable("ssh down")
 
 
 def cloud() -> FakeConn:
@@ -43,6 +35,8 @@ def test_snapshot_reads_every_given_depth_and_keeps_failures() -> None:
     assert snap.provider == "rp" and snap.allocations == {} and snap.usages == {"VCPU": 0}
     with pytest.raises(HostUnreachable):
         _ = snap.domain_state
+    with pytest.raises(HostUnreachable):
+        _ = snap.instance_files
 
 
 def test_a_depth_that_was_not_given_is_not_observed() -> None:
