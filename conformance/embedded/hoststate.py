@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 # libvirt's virDomainState names as printed by `virsh domstate`.
@@ -40,6 +41,10 @@ class Domain:
     redefines the domain XML on hard reboot, but not on soft reboot.
     ``dom_id`` is libvirt's runtime id: set while running or paused, None
     while shut off; a fresh id is allocated per host on every start.
+    ``defined_at`` is when this definition was made (every new Domain object
+    is a new definition; records read back keep theirs): the ``virsh``
+    shim shows it as ``nova:creationTime``, which Nova's libvirt driver
+    writes into every XML it generates.
     """
 
     name: str
@@ -53,13 +58,14 @@ class Domain:
     generation: int = 1
     managed_save: bool = False
     autostart: bool = False
+    defined_at: float = dataclasses.field(default_factory=time.time)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Domain:
-        data = json.loads(text)
+        data = {"defined_at": 0.0, **json.loads(text)}  # 0: written before it was recorded
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in fields})
 

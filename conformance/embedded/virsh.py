@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -201,6 +202,18 @@ def _backing(disk: dict[str, str]) -> str:
             f"        <source file='{_q(disk['backing'])}'/>\n      </backingStore>\n")
 
 
+def _nova_metadata(dom: Domain) -> str:
+    """The ``<metadata>`` Nova's libvirt driver writes (creationTime: when the XML was generated)."""
+    if not dom.defined_at:
+        return ""
+    created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(dom.defined_at))
+    return ("  <metadata>\n"
+            "    <nova:instance xmlns:nova='http://openstack.org/xmlns/libvirt/nova/1.1'>\n"
+            "      <nova:package version='34.0.0'/>\n"
+            f"      <nova:creationTime>{created}</nova:creationTime>\n"
+            "    </nova:instance>\n  </metadata>\n")
+
+
 def domain_xml(dom: Domain, inactive: bool = False) -> str:
     """A minimal but valid libvirt domain XML document for ``dom``."""
     live = is_active(dom) and dom.dom_id is not None and not inactive
@@ -217,6 +230,7 @@ def domain_xml(dom: Domain, inactive: bool = False) -> str:
     return (
         f"<domain type='kvm'{f' id={chr(39)}{dom.dom_id}{chr(39)}' if live else ''}>\n"
         f"  <name>{_q(dom.name)}</name>\n  <uuid>{_q(dom.uuid)}</uuid>\n"
+        f"{_nova_metadata(dom)}"
         f"  <memory unit='KiB'>{dom.memory_kib}</memory>\n"
         f"  <currentMemory unit='KiB'>{dom.memory_kib}</currentMemory>\n"
         f"  <vcpu placement='static'>{dom.vcpus}</vcpu>\n"

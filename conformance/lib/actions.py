@@ -25,14 +25,17 @@ def list_actions(conn: Any, server_id: str, microversion: str | None = None) -> 
     return list(body["instanceActions"])
 
 
-def get_action(conn: Any, server_id: str, action: str, microversion: str | None = None) -> dict[str, Any]:
-    """The newest action named ``action``, with its ``events``.
+def get_action(conn: Any, server_id: str, action: str, microversion: str | None = None,
+               request_id: str | None = None) -> dict[str, Any]:
+    """The newest action named ``action`` (of ``request_id`` if given), with its ``events``.
 
     Raises GuaranteeViolation if the server has no such action.
     """
-    found = [a for a in list_actions(conn, server_id, microversion) if a["action"] == action]
+    found = [a for a in list_actions(conn, server_id, microversion) if a["action"] == action
+             and request_id in (None, a["request_id"])]
     if not found:
-        raise GuaranteeViolation(f"server {server_id} has no instance action {action!r}")
+        raise GuaranteeViolation(f"server {server_id} has no instance action {action!r}"
+                                 + (f" for request {request_id}" if request_id else ""))
     newest = max(found, key=lambda a: a.get("start_time") or "")
     path = f"/servers/{server_id}/os-instance-actions/{newest['request_id']}"
     return dict(call(conn, "GET", path, microversion=microversion).body["instanceAction"])
@@ -52,8 +55,9 @@ def event_problems(detail: dict[str, Any], expected: Iterable[str]) -> list[str]
 
 
 def expect_action_events(conn: Any, server_id: str, action: str, events: Iterable[str], *,
-                         timeout: float, poll: Polling, microversion: str | None = None) -> dict[str, Any]:
-    """Assert that ``action`` recorded each of ``events`` with result Success.
+                         timeout: float, poll: Polling, microversion: str | None = None,
+                         request_id: str | None = None) -> dict[str, Any]:
+    """Assert that ``action`` (of ``request_id`` if given) recorded each of ``events`` with result Success.
 
     Events finish slightly after the state change a waiter saw, so this polls
     until the events are complete; if they never are, the GuaranteeViolation
@@ -63,7 +67,7 @@ def expect_action_events(conn: Any, server_id: str, action: str, events: Iterabl
     seen: dict[str, Any] = {}
 
     def complete() -> bool:
-        seen.update(get_action(conn, server_id, action, microversion))
+        seen.update(get_action(conn, server_id, action, microversion, request_id))
         return not event_problems(seen, wanted)
 
     with contextlib.suppress(WaitTimeout):  # the assertion below says what is missing

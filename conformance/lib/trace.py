@@ -124,6 +124,42 @@ UNPAUSE = StateMachine("unpause", (phase("PAUSED", None, "unpausing"), phase("AC
 DELETE = StateMachine("delete", (phase(ANY, None), phase(ANY, "deleting"), phase(GONE)))
 MACHINES = {m.operation: m for m in (LAUNCH, PAUSE, UNPAUSE, DELETE)}
 
+# In-place operations (reference §2.2-2.4, §2.8-2.10).  The API sets the first task state before it
+# answers, so a trace starts inside the operation.  _STATE_MAP shows REBOOT/HARD_REBOOT only for
+# vm_state active: a HARD reboot of a SHUTOFF, PAUSED or SUSPENDED server keeps that status.
+_HARD_REBOOTING = ("rebooting_hard", "reboot_pending_hard", "reboot_started_hard")
+STOP = StateMachine("stop", (phase("ACTIVE", None, "powering-off"), phase("SHUTOFF")))
+START = StateMachine("start", (phase("SHUTOFF", None, "powering-on"), phase("ACTIVE")))
+REBOOT_SOFT = StateMachine("reboot SOFT", (
+    phase("REBOOT", "rebooting", "reboot_pending", "reboot_started"), phase("ACTIVE"),
+))
+REBOOT_HARD = StateMachine("reboot HARD", (phase("HARD_REBOOT", *_HARD_REBOOTING), phase("ACTIVE")))
+SUSPEND = StateMachine("suspend", (phase("ACTIVE", None, "suspending"), phase("SUSPENDED")))
+RESUME = StateMachine("resume", (phase("SUSPENDED", None, "resuming"), phase("ACTIVE")))
+RESCUE = StateMachine("rescue", (phase("ACTIVE", None, "rescuing"), phase("RESCUE")))
+UNRESCUE = StateMachine("unrescue", (phase("RESCUE", None, "unrescuing"), phase("ACTIVE")))
+MACHINES.update({m.operation: m for m in (STOP, START, REBOOT_SOFT, REBOOT_HARD, SUSPEND, RESUME,
+                                          RESCUE, UNRESCUE)})
+
+
+def hard_reboot_from(status: str) -> StateMachine:
+    """A HARD reboot of a server showing ``status`` (ACTIVE, SHUTOFF, PAUSED, SUSPENDED)."""
+    if status == "ACTIVE":
+        return REBOOT_HARD
+    return StateMachine(f"reboot HARD from {status}", (phase(status, *_HARD_REBOOTING), phase("ACTIVE")))
+
+
+def snapshot_of(status: str) -> StateMachine:
+    """createImage of a server showing ``status``: the status never changes, only the task.
+
+    libvirt's snapshot falls back from image_uploading to image_pending_upload when the image
+    backend has no direct snapshot (qcow2, flat), so the two upload states may alternate.
+    """
+    return StateMachine(f"createImage of {status}", (
+        phase(status, "image_snapshot_pending"), phase(status, "image_snapshot"),
+        phase(status, "image_pending_upload", "image_uploading"), phase(status),
+    ))
+
 
 def check_trace(trace: Trace | Iterable[Observation], machine: StateMachine) -> None:
     """Raise TraceViolation unless every observation fits ``machine`` in order.

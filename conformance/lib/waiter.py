@@ -76,17 +76,21 @@ def observe(trace: Trace, server: Server) -> None:
     trace.record(server.status, server.vm_state, server.task_state, server.power_state, server.host)
 
 
-def wait_for_server(conn: Any, server_id: str, *, status: str, timeout: float, poll: Polling,
+def wait_for_server(conn: Any, server_id: str, *, status: str | None, timeout: float, poll: Polling,
                     task_state: str | None = None, predicate: Callable[[Server], bool] | None = None,
                     label: str = "", progress: Progress | None = None) -> tuple[Server, Trace]:
     """Wait until the server shows ``status`` and ``task_state`` (null by default) and ``predicate``.
+
+    ``status=None`` accepts any status: the wait ends when the task is done
+    (``task_state`` null), for operations whose end state is what a test asserts.
 
     Returns the final server and the trace of every distinct state seen.
     Raises ServerFault as soon as the server is ERROR (unless ERROR is the
     target) and WaitTimeout, with the last server JSON and the trace, on
     timeout.  A 404 while waiting propagates as NotFoundException.
     """
-    trace = Trace(label or f"{server_id} -> {status}")
+    target = status or "settled"
+    trace = Trace(label or f"{server_id} -> {target}")
     last: list[Server] = []
 
     def check() -> bool:
@@ -94,13 +98,13 @@ def wait_for_server(conn: Any, server_id: str, *, status: str, timeout: float, p
         last[:] = [server]
         observe(trace, server)
         if server.status == "ERROR" and status != "ERROR":
-            raise ServerFault(f"server {server_id} went to ERROR while waiting for {status}\n"
+            raise ServerFault(f"server {server_id} went to ERROR while waiting for {target}\n"
                               f"fault: {evidence.to_json(server.fault)}\n{trace}")
-        return (server.status == status and server.task_state == task_state
+        return (status in (None, server.status) and server.task_state == task_state
                 and (predicate is None or predicate(server)))
 
     try:
-        wait_until(check, timeout=timeout, poll=poll, describe=f"server {server_id} to be {status}",
+        wait_until(check, timeout=timeout, poll=poll, describe=f"server {server_id} to be {target}",
                    state=lambda: str(trace.last), progress=progress)
     except WaitTimeout as exc:
         seen = last[0].data if last else None
