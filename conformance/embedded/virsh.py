@@ -97,6 +97,7 @@ def _list_filter(cmd: Command) -> Callable[[Domain], bool]:
                              ("state-shutoff", SHUTOFF)) if cmd.has(f)}
 
     def keep(dom: Domain) -> bool:
+        """Whether ``dom`` passes both filters."""
         if not (active and is_active(dom)) and not (inactive and not is_active(dom)):
             return False
         if not wanted and not cmd.has("state-other"):
@@ -108,6 +109,7 @@ def _list_filter(cmd: Command) -> Callable[[Domain], bool]:
 
 
 def cmd_list(host: HostState, argv: list[str], quiet: bool) -> str:
+    """``virsh list``: a table, or uuids/ids/names one domain per line."""
     cmd = Command("list", argv, LIST_FLAGS)
     if cmd.has("table") and (cmd.has("uuid") or cmd.has("name") or cmd.has("id")):
         raise UsageError("Options --table and --name are mutually exclusive")
@@ -145,6 +147,7 @@ def cmd_domstate(host: HostState, argv: list[str], quiet: bool) -> str:
 
 
 def cmd_dominfo(host: HostState, argv: list[str], quiet: bool) -> str:
+    """``virsh dominfo DOM``: ``%-15s %s`` lines as libvirt prints them."""
     dom = _domain(host, Command("dominfo", argv, (), "domain"))
     fields = [
         ("Id:", str(dom.dom_id) if is_active(dom) and dom.dom_id is not None else "-"),
@@ -183,6 +186,7 @@ def _disk(disk: dict[str, str]) -> dict[str, str]:
 
 
 def cmd_domblklist(host: HostState, argv: list[str], quiet: bool) -> str:
+    """``virsh domblklist DOM [--details]``: the domain's disks as a table."""
     cmd = Command("domblklist", argv, ("details", "inactive"), "domain")
     disks = [_disk(d) for d in _domain(host, cmd).disks]
     if cmd.has("details"):

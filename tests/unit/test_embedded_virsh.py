@@ -99,7 +99,8 @@ def test_dumpxml_is_valid_domain_xml(host: HostState, capsys) -> None:
     root = ET.fromstring(run(capsys, "dumpxml", "instance-00000002")[1])
     assert root.tag == "domain" and root.get("id") == "3"
     assert root.findtext("uuid") == UUID_A
-    assert root.find("devices/disk/source").get("file").endswith("/disk")
+    source = root.find("devices/disk/source")
+    assert source is not None and str(source.get("file")).endswith("/disk")
     shut = ET.fromstring(run(capsys, "dumpxml", "instance-00000001")[1])
     assert shut.get("id") is None
 
