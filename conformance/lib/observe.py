@@ -131,15 +131,16 @@ class Observer:
                poll: Polling, host: str | None = None, provider: str | None = None) -> Snapshot:
         """Snapshot repeatedly until ``until(snapshot)`` holds or ``timeout`` passes.
 
-        Returns the last snapshot either way, so the test's assertion (not a
-        timeout) reports an eventual-consistency guarantee that never held.
+        A snapshot with a failed probe (e.g. an SSH timeout) does not count as
+        settled.  Returns the last snapshot either way, so the test's assertion
+        (not a timeout) reports an eventual-consistency guarantee that never held.
         """
         last: list[Snapshot] = []
 
         def settled() -> bool:
             last[:] = [self.snapshot(label, server_id, host=host, provider=provider, attach=False)]
             with contextlib.suppress(Exception):
-                return bool(until(last[0]))
+                return not last[0].errors and bool(until(last[0]))
             return False
 
         with contextlib.suppress(WaitTimeout):

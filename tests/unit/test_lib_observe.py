@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.errors import HostUnreachable, InfraError, ServerFault
+from conformance.lib.hosts import Inspection
 from conformance.lib.observe import Observer, Scenario, Snapshot
 from conformance.lib.placement import Placement
 from conformance.lib.waiter import Polling
@@ -64,3 +65,19 @@ def test_a_scenario_re_raises_its_failure_for_records_it_prevented() -> None:
 def test_a_scenario_without_failure_names_a_missing_record() -> None:
     with pytest.raises(InfraError, match="no record 'paused'"):
         _ = Scenario("pause").paused
+
+
+def test_settle_retries_snapshots_whose_probes_failed() -> None:
+    class FlakyHypervisor:
+        calls = 0
+
+        def inspect(self, uuid: str) -> object:
+            FlakyHypervisor.calls += 1
+            if FlakyHypervisor.calls == 1:
+                raise HostUnreachable("timeout")
+            return Inspection(None, None, None)
+
+    observer = Observer(cloud(), hypervisors={"compute1": FlakyHypervisor()})  # type: ignore[dict-item]
+    snap = observer.settle("gone", "s1", lambda s: s.domain_state is None, timeout=5,
+                           poll=Polling(0.001, 0.002), host="compute1")
+    assert FlakyHypervisor.calls == 2 and snap.domain_state is None
