@@ -1,0 +1,185 @@
+"""Fixes that make Nova's functional-test harness fit for a long-lived cloud.
+
+Nova's ``_IntegratedTestBase`` is built for one short test.  Running it as a
+service for hours, with many projects and real concurrency, needs these
+changes (each function documents the problem it solves):
+
+* :func:`fix_cell_databases`: the CellDatabases fixture deadlocks under
+  concurrent requests; the cell travels with the request context instead.
+* :func:`fix_neutron`: ports get the requesting project, device, a unique IP
+  and MAC; the network (and the default security group) serve every project.
+* :func:`relax_warnings`: SQLAlchemy warnings are no longer exceptions.
+* :func:`enforce_new_policy_defaults`: undo the Placement fixture's silent
+  switch to the legacy policy defaults.
+* :func:`install_logging`: no unbounded in-memory log capture.
+* :func:`fix_service_stop`: a stopped compute leaves no threads behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib
+import itertools
+import logging
+import threading
+import warnings
+from typing import Any
+
+_HANDLE_ERROR = logging.Handler.handleError
+_IP_LOCK = threading.Lock()
+_ADDRESSES = itertools.count(100)
+SUBNET_CIDR = "192.168.0.0/16"
+
+
+def fix_cell_databases() -> None:
+    """Let the target cell travel with the request context.
+
+    The fixture emulates ``target_cell`` by switching one global "current
+    cell database" behind a reader/writer lock.  Combined with the per
+    database write locks this inverts lock order and hangs the process under
+    concurrent boots.  With file-backed sqlite, Nova's real ``target_cell``
+    (which stores the cell's context manager on the context) just works;
+    untargeted access goes to the default cell, as in a one-cell deployment.
+    """
+    module = importlib.import_module("nova.tests.fixtures.nova")
+    cls = module.CellDatabases
+
+    def wrap_target_cell(self: Any, context: Any, cell_mapping: Any) -> Any:
+        return self._real_target_cell(context, cell_mapping)
+
+    def wrap_get_context_manager(self: Any, context: Any) -> Any:
+        return getattr(context, "db_connection", None) or self._default_ctxt_mgr
+
+    cls._wrap_target_cell = wrap_target_cell
+    cls._wrap_get_context_manager = wrap_get_context_manager
+
+
+def _next_address() -> tuple[str, str]:
+    """A fresh (IPv4 address, MAC address) pair from the fixture subnet."""
+    with _IP_LOCK:
+        n = next(_ADDRESSES)
+    ip = f"192.168.{1 + n // 250}.{2 + n % 250}"
+    mac = f"fa:16:3e:{(n >> 16) & 255:02x}:{(n >> 8) & 255:02x}:{n & 255:02x}"
+    return ip, mac
+
+
+def fix_neutron() -> None:
+    """Make the Neutron fixture serve many projects like a real Neutron.
+
+    The fixture copies one template port (project, device, IP) into every new
+    port, so servers of other projects show no addresses and all servers
+    share an IP.  Keep what the request asked for, hand out unique addresses
+    from a /16, share the network, and give every project the default
+    security group.
+    """
+    from nova.tests.fixtures import neutron
+
+    fixture = neutron.NeutronFixture
+    fixture.network_1["shared"] = True
+    fixture.subnet_1["cidr"] = SUBNET_CIDR
+    fixture.subnet_1["allocation_pools"] = [{"start": "192.168.1.2", "end": "192.168.255.254"}]
+    real_create = fixture.create_port
+
+    @functools.wraps(real_create)
+    def create_port(self: Any, body: Any = None) -> dict[str, Any]:
+        request = copy.deepcopy((body or {}).get("port", {}))
+        port = self._ports[real_create(self, body)["port"]["id"]]
+        port.update({k: v for k, v in request.items() if k not in ("fixed_ips", "id")})
+        if "tenant_id" in request:
+            port.setdefault("project_id", request["tenant_id"])
+            port["project_id"] = request.get("project_id", request["tenant_id"])
+        ip, mac = _next_address()
+        wanted = [f for f in request.get("fixed_ips", []) if f.get("ip_address")]
+        port["fixed_ips"] = wanted or [{"ip_address": ip, "subnet_id": fixture.subnet_1["id"]}]
+        port["mac_address"] = request.get("mac_address", mac)
+        return {"port": copy.deepcopy(port)}
+
+    real_list_sgs = fixture.list_security_groups
+
+    @functools.wraps(real_list_sgs)
+    def list_security_groups(self: Any, retrieve_all: bool = True, **params: Any) -> Any:
+        params.pop("tenant_id", None)
+        params.pop("project_id", None)
+        return real_list_sgs(self, retrieve_all, **params)
+
+    fixture.create_port = create_port
+    fixture.list_security_groups = list_security_groups
+
+
+def renumber_port(neutron_fixture: Any, port_id: str) -> str:
+    """Give a port a new fixed IP (used by the ``rebuild-changes-ip`` defect)."""
+    ip, _mac = _next_address()
+    port = neutron_fixture._ports[port_id]
+    port["fixed_ips"] = [{"ip_address": ip, "subnet_id": neutron_fixture.subnet_1["id"]}]
+    return ip
+
+
+def relax_warnings() -> None:
+    """Stop turning warnings into exceptions.
+
+    Nova's WarningsFixture raises SQLAlchemy (and some other) warnings as
+    errors to keep Nova's code clean; in a long-lived service that turns a
+    harmless deprecation into an HTTP 500.
+    """
+    warnings.resetwarnings()
+    warnings.simplefilter("ignore")
+
+
+def enforce_new_policy_defaults() -> None:
+    """Nova policy with the new defaults and scope checks, as Nova 34 ships.
+
+    The Placement fixture calls ``oslo_policy.opts.set_defaults(...,
+    enforce_new_defaults=False)``, which changes the *shared* option object
+    and so relaxes Nova's policy as well (a reader could then reboot).
+    """
+    import nova.policy
+    from oslo_config import cfg
+
+    cfg.CONF.set_override("enforce_new_defaults", True, group="oslo_policy")
+    if "enforce_scope" in cfg.CONF.oslo_policy:  # oslo.policy >= 6 always enforces scope
+        cfg.CONF.set_override("enforce_scope", True, group="oslo_policy")
+    nova.policy.reset()
+    nova.policy.init(suppress_deprecation_warnings=True)
+
+
+def install_logging(handlers: list[logging.Handler], level: int = logging.INFO) -> None:
+    """Replace the harness's log capture by ``handlers``.
+
+    StandardLogging keeps every INFO line in a StringIO for the test's
+    lifetime and formats every DEBUG record just to check it, and the
+    handle-error fixture turns a logging error into an exception in the
+    caller.  Remove all of that, log at ``level`` to ``handlers`` only.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    logging.Handler.handleError = _HANDLE_ERROR  # type: ignore[method-assign]
+
+
+def fix_service_stop() -> None:
+    """Join the oslo.service timers of a stopped service.
+
+    ``Service.stop`` stops the service's thread group (heartbeat timer) but
+    the harness never waits for it, so every compute restart left a report
+    thread behind.  Wait for the group after stopping it.
+    """
+    from nova import service
+
+    real_stop = service.Service.stop
+
+    @functools.wraps(real_stop)
+    def stop(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = real_stop(self, *args, **kwargs)
+        tg = getattr(self, "tg", None)
+        if tg is not None:
+            try:
+                tg.wait()
+            except Exception:  # a timer that died already
+                logging.getLogger(__name__).debug("thread group wait failed", exc_info=True)
+        return result
+
+    service.Service.stop = stop  # type: ignore[method-assign]
