@@ -20,6 +20,7 @@ from pathlib import Path
 from conformance.embedded.workdir import Layout, WorkdirError
 
 DEFAULT_WORKDIR = ".embedded"
+DEFAULT_RECLAIM = 3600  # seconds a SOFT_DELETED server is kept with --soft-delete
 
 
 def _port(text: str) -> tuple[str, int]:
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="switch on a known defect (repeatable)")
     up.add_argument("--patch", action="append", default=[], type=Path, metavar="FILE.py",
                     help="python file the Nova process executes at start (repeatable)")
+    up.add_argument("--soft-delete", nargs="?", type=int, const=DEFAULT_RECLAIM, default=None,
+                    metavar="SECONDS", help="DELETE is a soft delete: reclaim_instance_interval = "
+                    f"SECONDS (default {DEFAULT_RECLAIM}); the profile claims soft_delete")
     up.add_argument("--periodic-interval", type=float, metavar="S",
                     help="seconds between Nova's periodic task runs")
     up.add_argument("--port", action="append", default=[], type=_port, metavar="SERVICE=PORT",
@@ -67,6 +71,8 @@ def _validate_up(args: argparse.Namespace) -> None:
         raise ValueError(f"--hosts must be between 1 and 50, not {args.hosts}")
     if args.periodic_interval is not None and args.periodic_interval <= 0:
         raise ValueError("--periodic-interval must be positive")
+    if args.soft_delete is not None and args.soft_delete <= 0:
+        raise ValueError("--soft-delete must be a positive number of seconds")
     for patch in args.patch:
         if patch.suffix != ".py" or not patch.is_file():
             raise ValueError(f"--patch {patch}: not an existing .py file")
@@ -102,6 +108,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         workdir=layout.root, hosts=args.hosts, shared_storage=args.shared_storage,
         defects=args.defect, patches=[p.resolve() for p in args.patch],
         periodic_interval=args.periodic_interval, ports=dict(args.port), timeout=args.timeout,
+        soft_delete=args.soft_delete,
         nova_module=args.nova_module or orchestrator.NOVA_MODULE)
     orchestrator.check_fixed_ports(opts)
     with locked(layout):

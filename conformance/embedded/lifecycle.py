@@ -10,7 +10,7 @@ from conformance.embedded import procs
 from conformance.embedded.httpcheck import call_json, status_code
 from conformance.embedded.serving import rss_mb
 from conformance.embedded.sshd import banner_ok
-from conformance.embedded.workdir import Layout, WorkdirError, locked, port_in_use, read_state
+from conformance.embedded.workdir import Layout, WorkdirError, listening, locked, read_state
 
 # service -> (path below its URL to GET, acceptable statuses)
 HTTP_CHECKS = {"keystone": ("", (200,)), "glance": ("/", (200, 300)), "nova": ("/", (200,)),
@@ -44,15 +44,16 @@ def stop_cloud(layout: Layout, state: dict[str, Any], grace: float = 10.0) -> No
     left = procs.stop(state.get("processes", {}), grace)
     if left:
         raise CommandError(f"still running after SIGKILL: {', '.join(left)}")
-    deadline = time.monotonic() + 3.0
+    deadline = time.monotonic() + 15.0  # a loaded machine may take a while to tear down
     bound = recorded_ports(state)
     while bound and time.monotonic() < deadline:
-        bound = [(a, p) for a, p in bound if port_in_use(a, p)]
+        now = listening()
+        bound = [(a, p) for a, p in bound if (a, p) in now or ("0.0.0.0", p) in now]
         if bound:
             time.sleep(0.1)
     if bound:
-        raise CommandError("ports still bound after stopping every process: "
-                           + ", ".join(f"{a}:{p}" for a, p in bound))
+        raise CommandError("ports still listening after stopping every process: "
+                           + ", ".join(f"{a}:{p}" for a, p in bound) + " (see `ss -ltnp`)")
 
 
 def down(workdir: Path, grace: float = 10.0) -> int:

@@ -54,6 +54,7 @@ class UpOptions:
     ports: dict[str, int] = dataclasses.field(default_factory=dict)
     timeout: float = 120.0
     nova_module: str = NOVA_MODULE
+    soft_delete: int | None = None  # reclaim_instance_interval (s): DELETE is a soft delete
 
 
 class Progress:
@@ -173,6 +174,8 @@ class Up:
         }
         if self.opts.periodic_interval is not None:
             cfg["periodic_interval"] = self.opts.periodic_interval
+        if self.opts.soft_delete is not None:
+            cfg["reclaim_instance_interval"] = self.opts.soft_delete
         return cfg
 
     def _start_nova(self) -> None:

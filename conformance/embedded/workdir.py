@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import socket
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,20 @@ def port_in_use(address: str, port: int) -> bool:
                 return True
             raise
     return False
+
+
+def listening() -> set[tuple[str, int]]:
+    """Every (IPv4 address, port) with a socket in LISTEN state (from /proc/net/tcp)."""
+    found = set()
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A":  # TCP_LISTEN
+                continue
+            addr_hex, port_hex = fields[1].split(":")
+            addr = socket.inet_ntoa(struct.pack("<I", int(addr_hex, 16)))
+            found.add((addr, int(port_hex, 16)))
+    return found
 
 
 def tail(path: Path, lines: int = 15) -> str:
