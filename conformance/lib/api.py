@@ -12,7 +12,7 @@ evidence.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from openstack import exceptions
@@ -101,3 +101,17 @@ def pin_microversion(conn: Any, ceiling: str, service: str = "compute") -> str |
     chosen = lower_version(cloud_max, ceiling)
     getattr(conn, service).default_microversion = chosen
     return chosen
+
+
+def status_of(send: Callable[[], Reply]) -> int:
+    """The HTTP status of ``send()``, whether it succeeded or raised an HttpException.
+
+    For calls a guarantee expects to be refused (403, 409): the status is
+    recorded and asserted on, instead of aborting the scenario.
+    """
+    try:
+        return send().status
+    except exceptions.HttpException as exc:
+        if exc.status_code is None:
+            raise
+        return int(exc.status_code)

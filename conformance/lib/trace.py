@@ -122,7 +122,31 @@ LAUNCH = StateMachine("launch", (
 PAUSE = StateMachine("pause", (phase("ACTIVE", None, "pausing"), phase("PAUSED")))
 UNPAUSE = StateMachine("unpause", (phase("PAUSED", None, "unpausing"), phase("ACTIVE")))
 DELETE = StateMachine("delete", (phase(ANY, None), phase(ANY, "deleting"), phase(GONE)))
-MACHINES = {m.operation: m for m in (LAUNCH, PAUSE, UNPAUSE, DELETE)}
+# Moves and shelving (reference §2.11-2.13; nova/api/openstack/common.py:_STATE_MAP).
+_REBUILDING = ("rebuilding", "rebuild_block_device_mapping", "rebuild_spawning")
+_RESIZING = ("resize_prep", "resize_migrating", "resize_migrated", "resize_finish")
+SHELVE = StateMachine("shelve", (
+    phase("ACTIVE", None, "shelving", "shelving_image_pending_upload", "shelving_image_uploading"),
+    phase("SHELVED"),
+))
+SHELVE_OFFLOAD = StateMachine("shelveOffload", (
+    phase("SHELVED", None, "shelving_offloading"), phase("SHELVED_OFFLOADED"),
+))
+UNSHELVE = StateMachine("unshelve", (
+    phase("SHELVED_OFFLOADED", None, "unshelving", "spawning"), phase("ACTIVE"),
+))
+REBUILD = StateMachine("rebuild", (phase("REBUILD", *_REBUILDING), phase("ACTIVE")))
+# a STOPPED server shows a short settled-looking ACTIVE after the spawn, then is stopped
+REBUILD_STOPPED = StateMachine("rebuild (stopped)", (
+    phase("REBUILD", *_REBUILDING), phase("ACTIVE", None, "powering-off"), phase("SHUTOFF"),
+))
+RESIZE = StateMachine("resize", (phase("RESIZE", *_RESIZING), phase("VERIFY_RESIZE")))
+CONFIRM_RESIZE = StateMachine("confirmResize", (phase("VERIFY_RESIZE"), phase("ACTIVE")))
+REVERT_RESIZE = StateMachine("revertResize", (
+    phase("VERIFY_RESIZE"), phase("REVERT_RESIZE", "resize_reverting"), phase("ACTIVE"),
+))
+MACHINES = {m.operation: m for m in (LAUNCH, PAUSE, UNPAUSE, DELETE, SHELVE, SHELVE_OFFLOAD, UNSHELVE,
+                                     REBUILD, REBUILD_STOPPED, RESIZE, CONFIRM_RESIZE, REVERT_RESIZE)}
 
 # In-place operations (reference §2.2-2.4, §2.8-2.10).  The API sets the first task state before it
 # answers, so a trace starts inside the operation.  _STATE_MAP shows REBOOT/HARD_REBOOT only for
