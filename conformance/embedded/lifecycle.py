@@ -36,7 +36,7 @@ def recorded_ports(state: dict[str, Any]) -> list[tuple[str, int]]:
 def running_processes(state: dict[str, Any]) -> list[str]:
     """Names of the recorded processes that are still alive."""
     return [f"{name} (pid {r['pid']})" for name, r in state.get("processes", {}).items()
-            if procs.alive(r["pid"], r["marker"])]
+            if procs.running(r)]
 
 
 def stop_cloud(layout: Layout, state: dict[str, Any], grace: float = 10.0) -> None:
@@ -89,7 +89,7 @@ def load_running(workdir: Path) -> dict[str, Any]:
 
 def _check_process(name: str, rec: dict[str, Any], state: dict[str, Any]) -> tuple[bool, str]:
     """Health of one recorded process: (healthy, detail)."""
-    if not procs.alive(rec["pid"], rec["marker"]):
+    if not procs.running(rec):
         return False, "not running"
     detail = f"rss {rss_mb(rec['pid']):.0f} MB"
     if name.startswith("sshd-"):
@@ -116,7 +116,8 @@ def status(workdir: Path) -> int:
         ok, detail = _check_process(name, rec, state)
         healthy &= ok
         print(f"  {'ok  ' if ok else 'FAIL'} {name:<18} pid {rec['pid']:<7} {detail}")
-    if "control" in state.get("urls", {}) and procs.alive(**_nova_rec(state)):
+    nova = state.get("processes", {}).get("nova")
+    if "control" in state.get("urls", {}) and nova and procs.running(nova):
         try:
             _, health = call_json("GET", state["urls"]["control"] + "/health", timeout=5)
             print(f"  computes: {health.get('computes')}  defects: {health.get('defects')}")
@@ -124,11 +125,6 @@ def status(workdir: Path) -> int:
             pass
     print("healthy" if healthy else "NOT healthy")
     return 0 if healthy else 1
-
-
-def _nova_rec(state: dict[str, Any]) -> dict[str, Any]:
-    rec = state.get("processes", {}).get("nova", {"pid": 0, "marker": "-"})
-    return {"pid": rec["pid"], "marker": rec["marker"]}
 
 
 def compute(workdir: Path, action: str, host: str) -> int:

@@ -47,28 +47,52 @@ def spawn_module(module: str, config: Path, log_file: Path, cwd: Path) -> subpro
 
 
 def record(proc: subprocess.Popen[bytes], marker: str, log_file: Path) -> dict[str, Any]:
-    """The state.json entry of a started process."""
-    return {"pid": proc.pid, "marker": marker, "log": str(log_file)}
+    """The state.json entry of a started process (pid, start time, marker, log)."""
+    return {"pid": proc.pid, "start": start_time(proc.pid), "marker": marker,
+            "log": str(log_file)}
 
 
-def alive(pid: int, marker: str) -> bool:
-    """True if ``pid`` runs (not a zombie) and its command line contains ``marker``.
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name (state is [0], ppid [1])."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
 
-    A command line stays empty for a moment while a fresh process completes
-    exec; it is read again, and a persistently empty one counts as a match
+
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (None if it is gone)."""
+    try:
+        return int(_stat(pid)[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def running(rec: dict[str, Any]) -> bool:
+    """True if the process of a :func:`record` still runs (same pid *and* start time)."""
+    return alive(rec["pid"], rec.get("marker", ""), rec.get("start"))
+
+
+def alive(pid: int, marker: str, start: int | None = None) -> bool:
+    """True if ``pid`` runs (not a zombie) and is the recorded process.
+
+    With ``start`` the start time identifies the process (immune to a changed
+    process title).  Otherwise its command line must contain ``marker``; a
+    command line stays empty for a moment while a fresh process completes
+    exec, so it is read again, and a persistently empty one counts as a match
     (kernel threads, the only other such processes, ignore signals).
     """
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                return False
+        fields = _stat(pid)
+        if fields[0] in ("Z", "X"):
+            return False
+        if start is not None:
+            return int(fields[19]) == start
         for _ in range(20):
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmdline = f.read()
             if cmdline:
                 return marker.encode() in cmdline
             time.sleep(0.01)
-    except (OSError, IndexError):
+    except (OSError, IndexError, ValueError):
         return False
     return True
 
@@ -80,8 +104,7 @@ def descendants(pid: int) -> list[int]:
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            ppid = int(_stat(int(entry))[1])
         except (OSError, IndexError, ValueError):
             continue
         parents.setdefault(ppid, []).append(int(entry))
@@ -109,17 +132,17 @@ def stop(records: dict[str, dict[str, Any]], grace: float = 10.0) -> list[str]:
 
     Returns the names of the processes still alive at the end (normally none).
     """
-    live = {name: r for name, r in records.items() if alive(r["pid"], r["marker"])}
+    live = {name: r for name, r in records.items() if running(r)}
     for name, r in list(live.items()):
         for pid in descendants(r["pid"]):  # e.g. sshd's per-connection sessions
-            live[f"{name} child {pid}"] = {"pid": pid, "marker": ""}
+            live[f"{name} child {pid}"] = {"pid": pid, "start": start_time(pid)}
     for r in live.values():
         _signal(r["pid"], signal.SIGTERM)
     for sig, wait in ((signal.SIGKILL, grace), (None, 3.0)):
         deadline = time.monotonic() + wait
         while live and time.monotonic() < deadline:
             _reap()
-            live = {n: r for n, r in live.items() if alive(r["pid"], r["marker"])}
+            live = {n: r for n, r in live.items() if running(r)}
             time.sleep(0.05)
         if sig is not None:
             for r in live.values():

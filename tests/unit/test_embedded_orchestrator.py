@@ -95,7 +95,10 @@ def test_stop_only_touches_processes_with_their_marker(tmp_path: Path) -> None:
         assert not procs.alive(proc.pid, "some-other-marker")
         assert procs.stop({"x": {"pid": proc.pid, "marker": "some-other-marker"}}, 1) == []
         assert proc.poll() is None  # a recycled pid with another command line is left alone
-        assert procs.stop({"x": {"pid": proc.pid, "marker": marker}}, 2) == []
+        rec = procs.record(proc, marker, tmp_path / "x.log")
+        assert procs.running(rec)
+        assert not procs.running({**rec, "start": rec["start"] + 1})  # same pid, other process
+        assert procs.stop({"x": rec}, 2) == []
         assert proc.wait(5) is not None
     finally:
         if proc.poll() is None:
