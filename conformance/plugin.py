@@ -25,7 +25,7 @@ import pytest
 from conformance import allure_support, outcomes, redact
 from conformance.capabilities import CAPABILITIES
 from conformance.catalogue import CatalogueError, Guarantee, load_catalogue
-from conformance.markers import GUARANTEE, MARKER_LINES, REQUIRES, ids_of
+from conformance.markers import CONFLICTS, GUARANTEE, MARKER_LINES, REQUIRES, ids_of
 from conformance.profile import Profile, ProfileError, load_profile
 from conformance.suiterun import CLOUD_ATTR, SuiteRun
 from conformance.verdict import VerdictBuilder, worst
@@ -41,6 +41,7 @@ CLOUD_INFO_KEY = pytest.StashKey[dict[str, Any]]()
 ITEM_OUTCOME_KEY = pytest.StashKey[str]()
 WORKER_RUN_ID = "conformance_run_id"
 ENV_PROFILE = "CONFORMANCE_PROFILE"
+NO_PROFILE = f"conformance tests selected but no profile: pass --profile PATH or set {ENV_PROFILE}"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -148,7 +149,7 @@ def profile(pytestconfig: pytest.Config) -> Profile:
     """The deployment profile of this run."""
     loaded = pytestconfig.stash[PROFILE_KEY]
     if loaded is None:
-        raise pytest.UsageError(f"no profile: pass --profile PATH or set {ENV_PROFILE}")
+        raise pytest.UsageError(NO_PROFILE)
     return loaded
 
 
@@ -178,7 +179,7 @@ def _marker_problems(item: pytest.Item, catalogue: dict[str, Guarantee]) -> list
                             "(not in conformance/guarantees.yaml)")
         elif catalogue[gid].retired:
             problems.append(f"{item.nodeid}: guarantee {gid!r} is retired")
-    for cap in ids_of(item, REQUIRES):
+    for cap in ids_of(item, REQUIRES) + ids_of(item, CONFLICTS):
         if cap not in CAPABILITIES:
             problems.append(f"{item.nodeid}: unknown capability {cap!r} "
                             "(not in conformance/capabilities.py)")
@@ -190,8 +191,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     profile, catalogue = config.stash[PROFILE_KEY], config.stash[CATALOGUE_KEY]
     suite_items = [item for item in items if ids_of(item, GUARANTEE)]
     if profile is None and suite_items and not config.option.collectonly:
-        raise pytest.UsageError(f"conformance tests selected but no profile: pass --profile PATH "
-                                f"or set {ENV_PROFILE}")
+        _refuse_without_profile(config, suite_items)
     for item in suite_items:
         guarantees = [catalogue[gid] for gid in ids_of(item, GUARANTEE)]
         item.user_properties.extend((GUARANTEE, g.id) for g in guarantees)
@@ -201,11 +201,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         _gate(profile, items)
 
 
+def _refuse_without_profile(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Stop with exit 4 (an xdist worker cannot stop the run cleanly: its tests error in setup)."""
+    if not is_worker(config):
+        raise pytest.UsageError(NO_PROFILE)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """In an xdist worker without a profile, each conformance test errors with the hint."""
+    if item.config.stash[PROFILE_KEY] is None and ids_of(item, GUARANTEE):
+        raise pytest.UsageError(NO_PROFILE)
+
+
 def _gate(profile: Profile, items: list[pytest.Item]) -> None:
     for item in items:
         missing = [cap for cap in ids_of(item, REQUIRES) if not profile.claims(cap)]
+        conflicting = [cap for cap in ids_of(item, CONFLICTS) if profile.claims(cap)]
         if missing:
             reason = f"profile {profile.name} does not claim capability {missing[0]!r}"
+            item.add_marker(pytest.mark.skip(reason=reason))
+        elif conflicting:
+            reason = (f"profile {profile.name} claims capability {conflicting[0]!r}, under which this "
+                      f"guarantee does not apply ({CAPABILITIES[conflicting[0]]})")
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
