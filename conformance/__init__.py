@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from conformance.markers import guarantee, requires
+    from conformance.markers import conflicts_with, guarantee, requires
 
-__all__ = ["guarantee", "requires"]
+__all__ = ["conflicts_with", "guarantee", "requires"]
 
 
 def __getattr__(name: str) -> Any:

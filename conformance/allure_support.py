@@ -31,6 +31,8 @@ CATEGORIES: list[dict[str, Any]] = [
      "description": "The check could not run: HTTP 5xx, timeout, SSH unreachable or a suite bug."},
     {"name": "SKIP: capability not claimed", "matchedStatuses": ["skipped"],
      "messageRegex": ".*does not claim capability.*"},
+    {"name": "SKIP: not applicable (a claimed capability conflicts)", "matchedStatuses": ["skipped"],
+     "messageRegex": ".*under which this guarantee does not apply.*"},
     {"name": "SKIP: depth not available (no admin or host access)", "matchedStatuses": ["skipped"]},
 ]
 
