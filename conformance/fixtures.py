@@ -13,10 +13,11 @@ record evidence for every depth, and each depth's test then skips on its own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ from openstack.config.loader import OpenStackConfig
 from conformance.errors import InfraError
 from conformance.lib.api import max_microversion, pin_microversion
 from conformance.lib.forensics import gather_server_evidence
+from conformance.lib.hostcontrol import Fencer, compute_services, usable_hosts
 from conformance.lib.hosts import Host, Hypervisor
+from conformance.lib.leases import HostLeases
 from conformance.lib.observe import Observer
 from conformance.lib.placement import Placement
 from conformance.lib.resources import (
@@ -323,3 +326,68 @@ def image_alt(profile: Profile, member: Any) -> str:
         return str(member.image.find_image(name, ignore_missing=False).id)
     except openstack.exceptions.ResourceNotFound as exc:
         raise InfraError(f"cannot resolve resources.image_alt: {exc}") from None
+
+
+# ------------------------------------------------------------------ hosts to oneself
+# A test that fences a host or names hosts in its requests leases them first (conformance/lib/leases.py):
+# only a holder names hosts, and only its own; before fencing, the holder drains its host
+# (conformance/lib/hostcontrol.py:drain), so no other test's server is ever on a fenced host.
+LeaseHosts = Callable[[int], contextlib.AbstractContextManager[list[str]]]
+ScopedFactory = Callable[[Any], contextlib.AbstractContextManager[ServerFactory]]
+
+
+@pytest.fixture(scope="session")
+def host_leases(run_id: str) -> HostLeases:
+    """Exclusive host leases shared by every xdist worker of this run."""
+    return HostLeases(Path(tempfile.gettempdir()) / f"conformance-{run_id}" / "host-leases")
+
+
+@pytest.fixture(scope="session")
+def lease_hosts(host_leases: HostLeases, admin: Any, timeouts: Timeouts) -> LeaseHosts:
+    """``with lease_hosts(2) as (source, dest):`` hosts only this test may name, drain or fence.
+
+    Skips when the cloud has fewer nova-compute hosts than asked for.  Take the
+    lease before creating any server (leases are all-or-nothing, slots are not).
+    """
+    def lease(count: int) -> contextlib.AbstractContextManager[list[str]]:
+        total = len(compute_services(admin))
+        if total < count:
+            pytest.skip(f"the cloud has {total} nova-compute host(s); this test needs {count}")
+        return host_leases.hold(lambda: usable_hosts(admin), count, timeouts.host_lease)
+
+    return lease
+
+
+@pytest.fixture(scope="session")
+def fencer(request: pytest.FixtureRequest, profile: Profile, admin: Any, timeouts: Timeouts) -> Fencer:
+    """Takes a nova-compute down by the profile's host_control method; skips without one."""
+    control = profile.host_control
+    if control.method == "none":
+        pytest.skip("profile has no host control (host_control.method: none): no host can be fenced")
+    if control.method == "embedded" and not control.control_url:
+        pytest.skip("host_control.method embedded without a control_url")
+    if control.method == "ssh" and not (control.stop_command and control.start_command):
+        pytest.skip("host_control.method ssh needs stop_command and start_command")
+    hypervisors = optional(request, "hosts") if control.method == "ssh" else None
+    return Fencer(admin, control.method, control_url=control.control_url, hypervisors=hypervisors,
+                  stop_command=control.stop_command, start_command=control.start_command,
+                  timeout=timeouts.server_action)
+
+
+@pytest.fixture(scope="session")
+def scoped_factory(run_id: str, worker: str, server_slots: ServerSlots, timeouts: Timeouts,
+                   polling: Polling) -> ScopedFactory:
+    """``with scoped_factory(conn) as factory:`` servers of ``conn``, deleted when the block ends."""
+    @contextlib.contextmanager
+    def scoped(conn: Any) -> Iterator[ServerFactory]:
+        factory = ServerFactory(conn, run_id, worker, CleanupRegistry(), delete_timeout=timeouts.cleanup,
+                                poll=polling, slots=server_slots,
+                                slot_timeout=timeouts.server_build + timeouts.cleanup)
+        try:
+            yield factory
+        finally:
+            failures = factory.cleanup.run()
+        if failures:
+            raise InfraError("cleanup failed:\n" + "\n".join(failures))
+
+    return scoped

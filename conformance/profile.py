@@ -93,6 +93,7 @@ class Timeouts(_Model):
     migration: float = 300
     host_command: float = 30
     cleanup: float = 120
+    host_lease: float = 900  # waiting for exclusive hosts: other tests' leases and servers
 
 
 class Polling(_Model):

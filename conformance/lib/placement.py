@@ -30,6 +30,13 @@ def usages(conn: Any, provider_uuid: str) -> dict[str, int]:
     return dict(body["usages"])
 
 
+def provider_allocations(conn: Any, provider_uuid: str) -> dict[str, dict[str, int]]:
+    """GET /resource_providers/{rp}/allocations: ``{consumer: {rc: n}}`` of every consumer on it."""
+    body = call(conn, "GET", f"/resource_providers/{provider_uuid}/allocations", service="placement",
+                microversion=MICROVERSION).body
+    return {consumer: dict(alloc["resources"]) for consumer, alloc in body.get("allocations", {}).items()}
+
+
 def provider_for_host(conn: Any, hypervisor_hostname: str) -> str:
     """The uuid of the compute node resource provider named ``hypervisor_hostname``."""
     body = call(conn, "GET", "/resource_providers", service="placement", microversion=MICROVERSION,
@@ -68,3 +75,6 @@ class Placement:
 
     def provider_for_host(self, hypervisor_hostname: str) -> str:
         return provider_for_host(self.conn, hypervisor_hostname)
+
+    def provider_allocations(self, provider_uuid: str) -> dict[str, dict[str, int]]:
+        return provider_allocations(self.conn, provider_uuid)

@@ -78,8 +78,11 @@ def observe(trace: Trace, server: Server) -> None:
 
 def wait_for_server(conn: Any, server_id: str, *, status: str | None, timeout: float, poll: Polling,
                     task_state: str | None = None, predicate: Callable[[Server], bool] | None = None,
-                    label: str = "", progress: Progress | None = None) -> tuple[Server, Trace]:
+                    label: str = "", progress: Progress | None = None,
+                    on_poll: Callable[[Server], None] | None = None) -> tuple[Server, Trace]:
     """Wait until the server shows ``status`` and ``task_state`` (null by default) and ``predicate``.
+
+    ``on_poll`` is called with every server seen (e.g. to sample migration records meanwhile).
 
     ``status=None`` accepts any status: the wait ends when the task is done
     (``task_state`` null), for operations whose end state is what a test asserts.
@@ -97,6 +100,8 @@ def wait_for_server(conn: Any, server_id: str, *, status: str | None, timeout: f
         server = get_server(conn, server_id)
         last[:] = [server]
         observe(trace, server)
+        if on_poll is not None:
+            on_poll(server)
         if server.status == "ERROR" and status != "ERROR":
             raise ServerFault(f"server {server_id} went to ERROR while waiting for {target}\n"
                               f"fault: {evidence.to_json(server.fault)}\n{trace}")
