@@ -199,9 +199,31 @@ def populate(
                     for user, project, role in grants]
             for future in [*done, catalog]:
                 future.result()
+        _first_logins(keystone_url, passwords)
         return {name: p.id for name, p in projects.items()}
     finally:
         conn.close()
+
+
+def _first_logins(keystone_url: str, passwords: dict[str, str]) -> None:
+    """Authenticate every user once, one after the other.
+
+    Keystone writes ``user.last_active_at`` on a user's first login of the
+    day; two first logins of one user at once (two xdist workers) make
+    sqlite answer "database is locked" (a WAL snapshot conflict the busy
+    timeout does not cover), which Keystone turns into a 500.
+    """
+    import json
+    import urllib.request
+
+    for user, password in passwords.items():
+        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "domain": {"id": "default"}, "password": password}}}}}
+        request = urllib.request.Request(f"{keystone_url.rstrip('/')}/auth/tokens", method="POST",
+                                         data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
 
 
 def _create_projects(pool: ThreadPoolExecutor, idn: Any) -> dict[str, Any]:
