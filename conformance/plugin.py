@@ -107,7 +107,7 @@ def _run_id(config: pytest.Config) -> str:
 def _configure_suite_run(config: pytest.Config, profile: Profile) -> None:
     _register_secrets(profile)
     reports = Path(config.getoption("reports"))
-    if not getattr(config.option, "xmlpath", None):
+    if not getattr(config.option, "xmlpath", None) and not config.option.collectonly:
         config.option.xmlpath = str(reports / "junit.xml")
     if not getattr(config.option, "allure_report_dir", None):
         config.option.allure_report_dir = str(reports / "allure-results")
