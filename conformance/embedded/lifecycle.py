@@ -95,11 +95,11 @@ def _check_process(name: str, rec: dict[str, Any], state: dict[str, Any]) -> tup
     if name.startswith("sshd-"):
         host = next(h for h in [*state["hosts"], state["controller"]]
                     if f"sshd-{h['name']}" == name)
-        ok = banner_ok(host["address"], host["port"])
+        ok = banner_ok(host["address"], host["port"], timeout=10)
         return ok, f"{detail}, ssh {host['address']}:{host['port']} {'answers' if ok else 'silent'}"
     for service in PROCESS_SERVICES.get(name, ()):
         path, good = HTTP_CHECKS[service]
-        code = status_code(state["urls"][service] + path)
+        code = status_code(state["urls"][service] + path, timeout=10)
         if code not in good:
             return False, f"{detail}, {service} {state['urls'][service]} answered {code}"
         detail += f", {service} ok"
