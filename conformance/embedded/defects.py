@@ -260,7 +260,10 @@ def _snapshot_uploads_nothing(name: str, cloud: Any) -> None:
 
 
 from conformance.embedded import (  # noqa: E402  (they register the rest)
+    defects_core,  # noqa: F401  (launch, pause, terminate)
     defects_inplace,  # noqa: F401  (stop/start, reboot, suspend, rescue, snapshot)
     defects_migration,  # noqa: F401  (moves between hosts)
+    defects_moves,  # noqa: F401  (shelve, rebuild, resize)
     defects_nova,  # noqa: F401
+    defects_policy,  # noqa: F401  (lock, state gates and precedence, soft delete)
 )
