@@ -68,6 +68,8 @@ class EmbeddedCloud(integrated_helpers._IntegratedTestBase):
         self.flags(compute_driver=DRIVER)
         # SHELVED must be a stable state (an admin can shelve-offload it)
         self.flags(shelved_offload_time=-1)
+        # up --soft-delete: DELETE becomes a soft delete, reclaimed after this many seconds
+        self.flags(reclaim_instance_interval=self.config.reclaim_instance_interval)
         self.flags(response_validation="warn", group="api")
         self.flags(region_name=self.config.region, group="glance")
         with auth.nova_authtoken(self.keystone):

@@ -87,7 +87,7 @@ def install_thread_tracking(hosts: set[str]) -> None:
 
         return real_spawn_on(executor_type, run, *args, **kwargs)
 
-    dispatcher.RPCDispatcher._do_dispatch = do_dispatch  # type: ignore[method-assign]
+    dispatcher.RPCDispatcher._do_dispatch = do_dispatch
     thread_pool_factory.spawn_on = spawn_on
 
 

@@ -146,9 +146,10 @@ def _lock_checked_links(api_cls: Any) -> list[tuple[str, Any, Any]]:
     from nova.compute import api as compute_api
 
     check_code = compute_api.check_instance_lock(lambda *a, **k: None).__code__
-    links = []
+    links: list[tuple[str, Any, Any]] = []
     for attr, func in vars(api_cls).items():
-        parent, current = None, func
+        parent: Any = None
+        current = func
         while inspect.isfunction(current):
             if current.__code__ is check_code:
                 links.append((attr, parent, current))

@@ -306,6 +306,14 @@ class EmbeddedDriver(MovesMixin, fake.FakeDriver):
             return
         self._hard_reboot(context, instance, network_info, block_device_info)
 
+    def soft_delete(self, instance: Any) -> None:
+        """libvirt has none: the manager falls back to a hard power-off (domain and dir kept)."""
+        raise NotImplementedError()
+
+    def restore(self, instance: Any) -> None:
+        """libvirt has none: the manager falls back to ``_power_on`` (a hard reboot)."""
+        raise NotImplementedError()
+
     def pause(self, instance: Any) -> None:
         """Freeze the guest's vCPUs."""
         self._require(instance)

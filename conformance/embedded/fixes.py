@@ -182,4 +182,4 @@ def fix_service_stop() -> None:
                 logging.getLogger(__name__).debug("thread group wait failed", exc_info=True)
         return result
 
-    service.Service.stop = stop  # type: ignore[method-assign]
+    service.Service.stop = stop

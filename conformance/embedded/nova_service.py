@@ -13,6 +13,7 @@ everything answers.  SIGTERM/SIGINT stop serving, remove the sqlite files
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -133,7 +134,6 @@ def _serve(app: Any, bind: str, port: int, name: str) -> Any:
         print(f"nova_service: cannot bind {name} on {bind}:{port}: {exc.strerror}",
               file=sys.stderr, flush=True)
         os._exit(EXIT_PORT_IN_USE)
-    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                      name=f"http-{name}", daemon=True).start()
     return server
@@ -154,7 +154,28 @@ def _ready_info(config: NovaConfig, cloud: Any, started: float) -> dict[str, Any
             "placement_url": config.url(config.placement_port),
             "control_url": config.url(config.control_port),
             "hosts": config.host_names, "shared_storage": config.shared_storage,
+            "capabilities": ["soft_delete"] if config.reclaim_instance_interval > 0 else [],
             "startup_s": round(time.monotonic() - started, 2), "rss_mb": round(rss_mb(), 1)}
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove the sqlite temp dir although threads still use the databases.
+
+    Renaming first makes the old path vanish at once, so no thread can
+    create a new file under it while the tree is being removed.
+    """
+    doomed = path.with_name(path.name + ".removing")
+    try:
+        path.rename(doomed)
+    except OSError:
+        doomed = path
+    for _ in range(5):
+        shutil.rmtree(doomed, ignore_errors=True)
+        if not doomed.exists():
+            break
+        time.sleep(0.05)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()  # nova-tmp/, if no other Nova process uses it
 
 
 def _shutdown(servers: list[Any], tmp: Path, config: NovaConfig, code: int) -> NoReturn:
@@ -162,7 +183,7 @@ def _shutdown(servers: list[Any], tmp: Path, config: NovaConfig, code: int) -> N
     for server in servers:
         threading.Thread(target=server.shutdown, daemon=True).start()
     config.ready_file.unlink(missing_ok=True)
-    shutil.rmtree(tmp, ignore_errors=True)
+    _remove_tree(tmp)
     for handler in logging.getLogger().handlers:
         handler.flush()
     print(f"nova_service: stopped (rss {rss_mb():.0f} MB)", file=sys.stderr, flush=True)

@@ -42,6 +42,7 @@ class NovaConfig:
     periodic_interval: float
     log_dir: Path
     ready_file: Path
+    reclaim_instance_interval: int = 0  # > 0: DELETE is a soft delete (capability soft_delete)
 
     @classmethod
     def load(cls, path: str | Path) -> NovaConfig:
@@ -69,7 +70,8 @@ class NovaConfig:
             patches=tuple(Path(p) for p in data.get("patches", [])),
             periodic_interval=float(data.get("periodic_interval", 10.0)),
             log_dir=Path(data.get("log_dir") or workdir / "logs"),
-            ready_file=Path(data.get("ready_file") or workdir / "nova.ready.json"))
+            ready_file=Path(data.get("ready_file") or workdir / "nova.ready.json"),
+            reclaim_instance_interval=int(data.get("reclaim_instance_interval", 0)))
 
     def url(self, port: int, path: str = "") -> str:
         """``http://bind:port`` plus ``path``."""
