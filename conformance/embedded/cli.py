@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds between Nova's periodic task runs")
     up.add_argument("--port", action="append", default=[], type=_port, metavar="SERVICE=PORT",
                     help="fixed port for keystone, glance, nova, placement or control")
-    up.add_argument("--timeout", type=float, default=120.0, help="give up after S seconds")
+    up.add_argument("--timeout", type=float, default=300.0, metavar="S",
+                    help="give up after S seconds (default 300)")
     up.add_argument("--nova-module", default=None, help=argparse.SUPPRESS)
     sub.add_parser("down", parents=[workdir], help="stop the cloud, keep its logs")
     sub.add_parser("status", parents=[workdir], help="health of every service")

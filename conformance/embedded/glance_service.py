@@ -118,6 +118,26 @@ def _db_sync_in_child(cfg: dict[str, Any]) -> None:
         sys.exit("glance: glance-manage db sync failed (see above)")
 
 
+def _begin_immediate() -> None:
+    """Start every sqlite transaction with BEGIN IMMEDIATE instead of oslo.db's BEGIN.
+
+    A deferred transaction that reads first and writes later fails at once with
+    "database is locked" (SQLITE_BUSY_SNAPSHOT under WAL, which the busy timeout
+    does not cover) when another writer committed meanwhile, e.g. two snapshots
+    uploading at once: Glance answers 500.  Taking the write lock at BEGIN makes
+    concurrent writers wait for each other.  Class-level listeners run before
+    oslo.db's per-engine one, which then sees the transaction and emits nothing.
+    """
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "begin")
+    def begin(conn: Any) -> None:
+        if conn.dialect.name == "sqlite" and "in_transaction" not in conn.info:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.info["in_transaction"] = True
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the Glance process: db_sync if needed, then serve."""
     args = sys.argv[1:] if argv is None else argv
@@ -133,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         _db_sync_in_child(cfg)
     os.environ["OS_GLANCE_CONFIG_DIR"] = cfg["etc"]
     sys.argv = sys.argv[:1]
+    _begin_immediate()
     app = wsgi_app.init_app()
     serve_forever(app, cfg["bind"], int(cfg["port"]), "glance")
 

@@ -52,7 +52,7 @@ class UpOptions:
     patches: list[Path] = dataclasses.field(default_factory=list)
     periodic_interval: float | None = None
     ports: dict[str, int] = dataclasses.field(default_factory=dict)
-    timeout: float = 120.0
+    timeout: float = 300.0
     nova_module: str = NOVA_MODULE
     soft_delete: int | None = None  # reclaim_instance_interval (s): DELETE is a soft delete
 
