@@ -41,6 +41,7 @@ from conformance.lib.resources import (
     resolve_boot_spec,
 )
 from conformance.lib.servers import Server, server_action
+from conformance.lib.states import Reacher
 from conformance.lib.waiter import Polling, Progress, wait_for_server
 from conformance.profile import Profile, Timeouts
 
@@ -286,8 +287,9 @@ def failure_evidence(request: pytest.FixtureRequest) -> Iterator[None]:
     report = request.node.stash.get(REPORTS, {}).get("call")
     if report is None or not report.failed:
         return
-    factories = [request.getfixturevalue(name) for name in ("server_factory", "module_server_factory")
-                 if name in request.fixturenames]
+    # funcargs, not getfixturevalue: a function-scoped factory is already torn down by now
+    funcargs = request.node.funcargs
+    factories = [funcargs[name] for name in ("server_factory", "module_server_factory") if name in funcargs]
     server_ids = [c.id for f in factories for c in f.created]
     if server_ids:
         collect_evidence(server_ids, request.getfixturevalue("connections"), optional(request, "hosts"))
@@ -326,6 +328,18 @@ def image_alt(profile: Profile, member: Any) -> str:
         return str(member.image.find_image(name, ignore_missing=False).id)
     except openstack.exceptions.ResourceNotFound as exc:
         raise InfraError(f"cannot resolve resources.image_alt: {exc}") from None
+
+
+@pytest.fixture(scope="session")
+def reacher(request: pytest.FixtureRequest, profile: Profile, member: Any, boot_spec: BootSpec,
+            timeouts: Timeouts, polling: Polling, progress: Progress) -> Reacher:
+    """Brings servers into stable states (conformance/lib/states.py) with the profile's roles."""
+    large = optional(request, "flavor_large")
+    large_id = str(large.id) if large is not None else None
+    values = {"flavor_large": large_id, "flavor": large_id or boot_spec.flavor_id,
+              "image": optional(request, "image_alt") or boot_spec.image_id}
+    conns = {"member": member, "admin": optional(request, "admin")}
+    return Reacher(conns, values, profile.capabilities, timeouts, polling, progress)
 
 
 # ------------------------------------------------------------------ hosts to oneself

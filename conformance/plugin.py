@@ -40,6 +40,7 @@ CLOUD_INFO_KEY = pytest.StashKey[dict[str, Any]]()
 """``config.stash[CLOUD_INFO_KEY]``: cloud facts for verdict.json (use record_cloud_info)."""
 ITEM_OUTCOME_KEY = pytest.StashKey[str]()
 WORKER_RUN_ID = "conformance_run_id"
+WORKER_DIST = "conformance_dist"
 ENV_PROFILE = "CONFORMANCE_PROFILE"
 NO_PROFILE = f"conformance tests selected but no profile: pass --profile PATH or set {ENV_PROFILE}"
 
@@ -79,11 +80,30 @@ def pytest_configure(config: pytest.Config) -> None:
     except CatalogueError as exc:
         raise pytest.UsageError(f"guarantee catalogue: {exc}") from None
     path = config.getoption("profile") or os.environ.get(ENV_PROFILE) or None
+    if path:
+        _check_rootdir(config)
     profile = _load(path) if path else None
     config.stash[PROFILE_KEY] = profile
     config.stash[RUN_ID_KEY] = _run_id(config)
+    _keep_groups_together(config)
     if profile is not None:
         _configure_suite_run(config, profile)
+
+
+def _check_rootdir(config: pytest.Config) -> None:
+    """Refuse a rootdir pytest derived from the profile's path instead of the project.
+
+    pytest picks its rootdir before plugins' options are known, so the value of
+    ``--profile PATH`` (two words) counts as a test path.  With a profile outside
+    the project and no test paths, that loses the project's configuration
+    (testpaths) and pytest would collect the current directory.
+    """
+    two_words = "--profile" in config.invocation_params.args
+    derived = config.inipath is None and not config.option.rootdir
+    if two_words and derived and config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR:
+        raise pytest.UsageError(
+            f"pytest took its rootdir ({config.rootpath}) from the profile's path and found no "
+            f"configuration there. Fix: write --profile=PATH (one word) or set {ENV_PROFILE}=PATH")
 
 
 def _load(path: str) -> Profile:
@@ -134,8 +154,22 @@ def _register_secrets(profile: Profile) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """Hand the controller's run id to each xdist worker."""
+    """Hand the controller's run id (and distribution mode) to each xdist worker."""
     node.workerinput[WORKER_RUN_ID] = node.config.stash[RUN_ID_KEY]
+    node.workerinput[WORKER_DIST] = getattr(node.config.option, "dist", "no")
+
+
+def _keep_groups_together(config: pytest.Config) -> None:
+    """With ``-n``, run the tests of one ``xdist_group`` on one worker (e.g. sharing one server).
+
+    xdist's default ``load`` becomes ``loadgroup``, which distributes unmarked tests the same way;
+    a worker learns it from the controller (it must tag its node ids with the group).
+    """
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        config.option.loadgroup = workerinput.get(WORKER_DIST) == "loadgroup"
+    elif getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -60,7 +60,7 @@ def _embedded(command: str, workdir: Path, *extra: str) -> int:
 
 def _pytest(profile: Path, pytest_args: list[str]) -> int:
     """Run the suite; Ctrl-C reaches it exactly once per press, so it can clean up."""
-    cmd = [sys.executable, "-m", "pytest", "--profile", str(profile), *pytest_args]
+    cmd = [sys.executable, "-m", "pytest", f"--profile={profile}", *pytest_args]  # one word: see plugin
     print(f"run_embedded: {' '.join(cmd)}", flush=True)
     # Its own process group: a terminal's Ctrl-C reaches only this process, which forwards it.
     with subprocess.Popen(cmd, process_group=0) as proc:

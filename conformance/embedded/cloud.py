@@ -71,6 +71,8 @@ class EmbeddedCloud(integrated_helpers._IntegratedTestBase):
         # up --soft-delete: DELETE becomes a soft delete, reclaimed after this many seconds
         self.flags(reclaim_instance_interval=self.config.reclaim_instance_interval)
         self.flags(response_validation="warn", group="api")
+        # idle pool workers never exit: bound the power-sync pool (default 1000)
+        self.flags(sync_power_state_pool_size=8)
         self.flags(region_name=self.config.region, group="glance")
         with auth.nova_authtoken(self.keystone):
             super()._setup_services()

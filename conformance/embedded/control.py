@@ -2,6 +2,7 @@
 
 ======  ==============================  =====================================
 GET     /health                         rss, threads, computes, active defects
+GET     /threads                        live threads grouped by what they run
 POST    /computes/<host>/<action>       stop, start, restart, fence, unfence
 POST    /periodics                      run the periodic tasks now
 GET     /defects                        the defect catalogue
@@ -14,8 +15,12 @@ Every answer is JSON; errors are ``{"error": "..."}`` with 404, 405 or 500.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
+import os
+import re
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -43,6 +48,23 @@ def _respond(start_response: StartResponse, status: str, body: Any) -> list[byte
     return [data]
 
 
+def thread_summary() -> dict[str, int]:
+    """Count live threads by name pattern and the function they run."""
+    frames = sys._current_frames()
+    counts: collections.Counter[str] = collections.Counter()
+    for thread in threading.enumerate():
+        frame, where = frames.get(thread.ident or -1), "?"
+        while frame is not None:
+            if not frame.f_code.co_filename.endswith("threading.py"):
+                where = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_code.co_name}"
+            frame = frame.f_back
+        executor = getattr(thread, "executor_ref", lambda: None)()  # futurist workers
+        if executor is not None:
+            where += f" [{getattr(executor, 'name', type(executor).__name__)}]"
+        counts[f"{re.sub(r'[0-9]+', 'N', thread.name)} @ {where}"] += 1
+    return dict(counts.most_common())
+
+
 class ControlApp:
     """WSGI application that drives an :class:`~conformance.embedded.cloud.EmbeddedCloud`."""
 
@@ -66,6 +88,9 @@ class ControlApp:
         if parts == ["health"]:
             self._allow(method, "GET")
             return "200 OK", self.health()
+        if parts == ["threads"]:
+            self._allow(method, "GET")
+            return "200 OK", thread_summary()
         if parts == ["periodics"]:
             self._allow(method, "POST")
             self.cloud.run_periodics()

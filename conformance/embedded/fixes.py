@@ -158,6 +158,11 @@ def install_logging(handlers: list[logging.Handler], level: int = logging.INFO) 
         root.addHandler(handler)
     root.setLevel(level)
     logging.Handler.handleError = _HANDLE_ERROR  # type: ignore[method-assign]
+    # the service user's auth options are passed as paste options, which
+    # keystonemiddleware reports one by one as "not known"; stevedore reports
+    # the optional memcache driver that is not installed
+    for noisy in ("keystonemiddleware._common.config", "stevedore.extension"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
 
 def fix_service_stop() -> None:

@@ -167,7 +167,8 @@ class MoveObserver:
         return self.providers[self.hosts[role]]
 
     def snapshot(self, label: str, server_id: str, migration_uuid: str | None = None,
-                 attach: bool = True) -> Snapshot:
+                 attach: bool = True, on_hosts: bool = True) -> Snapshot:
+        """Observe now; ``on_hosts=False`` skips the SSH reads (for stages no host test reads)."""
         snap = Snapshot(label, server_id)
         snap.probe("server", lambda: get_server(self.admin, server_id))
         consumers = {server_id, migration_uuid} - {None}
@@ -185,7 +186,7 @@ class MoveObserver:
             snap.probe("migration", lambda: next(m for m in migrations(self.admin, server_id)
                                                  if m["uuid"] == migration_uuid))
         for role, host in self.hosts.items():
-            hypervisor = self.hypervisors.get(host)
+            hypervisor = self.hypervisors.get(host) if on_hosts else None
             if hypervisor is not None:
                 self._probe_host(snap, role, hypervisor, server_id)
         if attach:

@@ -24,8 +24,8 @@ from openstack import exceptions
 from conformance.errors import InfraError
 from conformance.lib import evidence
 from conformance.lib.api import Reply, call
-from conformance.lib.servers import create_server, delete_server, list_servers, server_action
-from conformance.lib.waiter import Polling, wait_for_deleted
+from conformance.lib.servers import create_server, delete_server, get_server, list_servers, server_action
+from conformance.lib.waiter import Polling, wait_for_deleted, wait_until
 
 TAG = "conformance"
 RUN_PROPERTY = "conformance_run"
@@ -49,6 +49,12 @@ class CleanupRegistry:
 
     def add(self, description: str, fn: Callable[[], None]) -> None:
         self._items.append((description, fn))
+
+    def run_one(self, description: str) -> None:
+        """Run (and forget) the newest cleanup named ``description`` now; its errors propagate."""
+        index = max(i for i, (d, _) in enumerate(self._items) if d == description)
+        _, fn = self._items.pop(index)
+        fn()
 
     def run(self) -> list[str]:
         """Run every cleanup; return (and keep) the failures as readable lines."""
@@ -166,6 +172,10 @@ class ServerFactory:
         self.created.append(Created(server_id, body["name"], reply))
         return self.created[-1]
 
+    def delete(self, server_id: str) -> None:
+        """Run the server's cleanup now (delete, wait for 404, free its slot)."""
+        self.cleanup.run_one(f"delete server {server_id}")
+
     def _delete(self, server_id: str, slot: filelock.BaseFileLock | None) -> None:
         try:
             delete_and_wait(self.conn, server_id, timeout=self.delete_timeout, poll=self.poll)
@@ -183,15 +193,50 @@ class ServerFactory:
 
 
 def delete_and_wait(conn: Any, server_id: str, *, timeout: float, poll: Polling) -> None:
-    """Delete a server (forceDelete if a plain delete is refused) and wait for 404."""
+    """Delete a server and wait for 404.
+
+    A refused delete (409) falls back to forceDelete, and a refused forceDelete
+    (a lock) to unlocking first (any member may lift an owner lock).  A server
+    that becomes SOFT_DELETED (reclaim_instance_interval > 0) is force-deleted.
+    """
     try:
-        try:
-            delete_server(conn, server_id)
-        except exceptions.ConflictException:
+        _request_delete(conn, server_id)
+        if _soft_deleted(conn, server_id, timeout=timeout, poll=poll):
             server_action(conn, server_id, "forceDelete")
-        wait_for_deleted(conn, server_id, timeout=timeout, poll=poll)
+            wait_for_deleted(conn, server_id, timeout=timeout, poll=poll)
     except exceptions.NotFoundException:
         return
+
+
+def _request_delete(conn: Any, server_id: str) -> None:
+    try:
+        delete_server(conn, server_id)
+        return
+    except exceptions.ConflictException:
+        pass
+    try:
+        server_action(conn, server_id, "forceDelete")
+        return
+    except exceptions.ConflictException:
+        server_action(conn, server_id, "unlock")
+    delete_server(conn, server_id)
+
+
+def _soft_deleted(conn: Any, server_id: str, *, timeout: float, poll: Polling) -> bool:
+    """Wait until the server is gone (False) or settled in SOFT_DELETED (True)."""
+    seen: list[Any] = []
+
+    def settled() -> bool:
+        try:
+            seen[:] = [get_server(conn, server_id)]
+        except exceptions.NotFoundException:
+            seen.clear()
+            return True
+        return bool(seen[0].status == "SOFT_DELETED" and seen[0].task_state is None)
+
+    wait_until(settled, timeout=timeout, poll=poll, describe=f"server {server_id} to be gone (404)",
+               state=lambda: repr(seen[0]) if seen else "gone")
+    return bool(seen)
 
 
 def delete_image(conn: Any, image_id: str) -> None:

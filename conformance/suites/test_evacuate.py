@@ -72,7 +72,7 @@ def evacuated(request: pytest.FixtureRequest, lease_hosts: LeaseHosts, scoped_fa
         for kind, server_id in ids.items():
             wait_for_server(admin, server_id, status="ACTIVE", timeout=timeouts.server_build, poll=polling,
                             progress=progress)
-            evac.before[kind] = watch.snapshot(f"{kind}: before", server_id)
+            evac.before[kind] = watch.snapshot(f"{kind}: before", server_id, on_hosts=False)
         restore.callback(enable, admin, source)
         drain(admin, placement, source, watch.provider("source"), ids.values(), timeout=timeouts.host_lease,
               poll=polling)
@@ -88,7 +88,8 @@ def evacuated(request: pytest.FixtureRequest, lease_hosts: LeaseHosts, scoped_fa
                 admin, ids[kind], status=None, timeout=timeouts.migration, poll=polling, progress=progress,
                 predicate=lambda server: event_finished(admin, server.id, "evacuate", REBUILD_EVENT))
             evac.uuid[kind] = MigrationLog(admin, ids[kind], "evacuation").latest()["uuid"]
-            evac.fenced[kind] = watch.snapshot(f"{kind}: source down", ids[kind], evac.uuid[kind])
+            evac.fenced[kind] = watch.snapshot(f"{kind}: source down", ids[kind], evac.uuid[kind],
+                                               on_hosts=False)
         fencer.unfence(source)
         wait_service(admin, source, up=True, timeout=timeouts.server_action, poll=polling)
         evac.after = {kind: watch.settle(f"{kind}: source back", ids[kind], _source_cleaned, poll=polling,

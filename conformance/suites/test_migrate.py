@@ -71,13 +71,14 @@ def cold_moves(request: pytest.FixtureRequest, lease_hosts: LeaseHosts, scoped_f
         for kind, server_id in ids.items():
             wait_for_server(admin, server_id, status="ACTIVE", timeout=timeouts.server_build, poll=polling,
                             progress=progress)
-            moves.active[kind] = watch.snapshot(f"{kind}: active", server_id)
+            moves.active[kind] = watch.snapshot(f"{kind}: active", server_id, on_hosts=False)
             moves.migrate_reply[kind] = server_action(admin, server_id, "migrate", {"host": dest})
             _, moves.migrate_trace[kind] = wait_for_server(
                 admin, server_id, status="VERIFY_RESIZE", timeout=timeouts.migration, poll=polling,
                 progress=progress, on_poll=moves.logs[kind].sample)
-            moves.resized[kind] = watch.snapshot(f"{kind}: resized", server_id,
-                                                 moves.logs[kind].latest()["uuid"])
+            migration_uuid = moves.logs[kind].latest()["uuid"]
+            moves.resized[kind] = watch.snapshot(f"{kind}: resized", server_id, migration_uuid,
+                                                 on_hosts=kind == "confirm")  # MIGRATE-06 reads it
         moves.resized_migration = {kind: moves.logs[kind].latest() for kind in KINDS}
         moves.end_reply, moves.end_trace, moves.done, moves.done_migration = {}, {}, {}, {}
         for kind, action, settled in (("confirm", "confirmResize", _confirmed),

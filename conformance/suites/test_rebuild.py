@@ -20,7 +20,6 @@ import pytest
 from conformance import guarantee, requires
 from conformance.lib.actions import EVENTS_MICROVERSION, expect_action_events
 from conformance.lib.api import Reply, call
-from conformance.lib.migrations import list_migrations
 from conformance.lib.observe import Observer, Scenario, Snapshot
 from conformance.lib.resources import BootSpec, ServerFactory
 from conformance.lib.servers import Server, server_action
@@ -73,7 +72,10 @@ def _rebuild(observer: Observer, server_id: str, kind: str, image: str, timeouts
                                predicate=None if kind == "active" else settled, poll=polling,
                                timeout=timeouts.server_build, progress=progress)
     after = _probe_xml(observer, observer.snapshot(f"{kind} rebuilt", server_id))
-    migrations = list_migrations(observer.admin, server_id) if observer.admin is not None else None
+    migrations = None
+    if observer.admin is not None:  # GET /os-migrations is admin-only
+        query = {"instance_uuid": server_id}
+        migrations = call(observer.admin, "GET", "/os-migrations", params=query).body["migrations"]
     return Rebuilt(before, reply, trace, after, migrations)
 
 

@@ -10,21 +10,22 @@ the admin at microversion 2.59 (their uuid is the migration consumer).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any
 
 import pytest
 
 from conformance import guarantee, requires
+from conformance.errors import GuaranteeViolation, WaitTimeout
 from conformance.lib.actions import expect_action_events
-from conformance.lib.api import Reply
-from conformance.lib.migrations import newest_migration, settle_migration
+from conformance.lib.api import Reply, call
 from conformance.lib.observe import Observer, Scenario, Snapshot
 from conformance.lib.placement import flavor_resources
 from conformance.lib.resources import BootSpec, ServerFactory
 from conformance.lib.servers import Server, server_action
 from conformance.lib.trace import CONFIRM_RESIZE, RESIZE, REVERT_RESIZE, Trace, check_trace
-from conformance.lib.waiter import Polling, Progress, wait_for_server
+from conformance.lib.waiter import Polling, Progress, wait_for_server, wait_until
 from conformance.profile import Timeouts
 
 pytestmark = requires("resize")
@@ -32,6 +33,30 @@ pytestmark = requires("resize")
 RESIZE_EVENTS = ("conductor_migrate_server", "cold_migrate", "compute_prep_resize",
                  "compute_resize_instance", "compute_finish_resize")
 END = {"revert": ("revertResize", "reverted"), "confirm": ("confirmResize", "confirmed")}
+MIGRATION_UUID = "2.59"  # /os-migrations shows the uuid: the source allocation's consumer
+
+
+def _newest_migration(admin: Any, server_id: str) -> dict[str, Any]:
+    """The server's newest migration record (admin)."""
+    body = call(admin, "GET", "/os-migrations", params={"instance_uuid": server_id},
+                microversion=MIGRATION_UUID).body
+    if not body["migrations"]:
+        raise GuaranteeViolation(f"server {server_id} has no migration record in /os-migrations")
+    return dict(max(body["migrations"], key=lambda m: m["id"]))
+
+
+def _settle_migration(admin: Any, server_id: str, status: str, timeout: float,
+                      poll: Polling) -> dict[str, Any]:
+    """The newest record once it is ``status``, or as last seen (statuses land just after the server's)."""
+    seen: dict[str, Any] = {}
+
+    def reached() -> bool:
+        seen.update(_newest_migration(admin, server_id))
+        return seen["status"] == status
+
+    with contextlib.suppress(WaitTimeout):  # the test asserts on what was seen
+        wait_until(reached, timeout=timeout, poll=poll, describe=f"migration of {server_id} {status}")
+    return seen
 
 
 @dataclasses.dataclass
@@ -48,6 +73,15 @@ class Move:
     end_source: Snapshot
     migration: dict[str, Any] | None = None
     end_migration: dict[str, Any] | None = None
+
+
+def _settle_freed(observer: Observer, consumer: str, timeout: float, poll: Polling) -> None:
+    """Let the migration consumer's allocation go (confirm deletes it after the server is ACTIVE)."""
+    placement = observer.placement
+    if placement is not None:
+        with contextlib.suppress(WaitTimeout):  # the test asserts on what is left
+            wait_until(lambda: placement.allocations(consumer) == {}, timeout=timeout, poll=poll,
+                       describe=f"allocations of migration {consumer} to go")
 
 
 def _probe_move(observer: Observer, snap: Snapshot, migration: dict[str, Any] | None) -> Snapshot:
@@ -69,7 +103,7 @@ def _resize(observer: Observer, server_id: str, flavor_id: str, how: str, before
     reply = server_action(member, server_id, "resize", {"flavorRef": flavor_id})
     _, trace = wait_for_server(member, server_id, status="VERIFY_RESIZE", timeout=timeouts.migration,
                                poll=polling, progress=progress)
-    migration = newest_migration(admin, server_id) if admin is not None else None
+    migration = _newest_migration(admin, server_id) if admin is not None else None
     verify = _probe_move(observer, observer.snapshot(f"{label}: verify", server_id), migration)
     source = _probe_move(observer, observer.snapshot(f"{label}: source", server_id, **src), migration)
     action, status = END[how]
@@ -78,8 +112,8 @@ def _resize(observer: Observer, server_id: str, flavor_id: str, how: str, before
                                    predicate=lambda s: s.status not in ("VERIFY_RESIZE", "REVERT_RESIZE"))
     end_migration = None
     if migration is not None:
-        end_migration = settle_migration(admin, server_id, migration["id"], status,
-                                         timeout=timeouts.server_action, poll=polling)
+        end_migration = _settle_migration(admin, server_id, status, timeouts.server_action, polling)
+        _settle_freed(observer, migration["uuid"], timeouts.server_action, polling)
     end = _probe_move(observer, observer.snapshot(f"{label}: {status}", server_id), migration)
     end_source = _probe_move(observer, observer.snapshot(f"{label}: {status} source", server_id, **src),
                              migration)

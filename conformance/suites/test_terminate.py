@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conformance import guarantee
+from conformance import conflicts_with, guarantee
 from conformance.lib.actions import expect_action_events
 from conformance.lib.observe import Observer, Scenario, Snapshot
 from conformance.lib.placement import flavor_resources
@@ -22,6 +22,9 @@ from conformance.lib.servers import delete_server
 from conformance.lib.trace import DELETE, check_trace
 from conformance.lib.waiter import Polling, Progress, wait_for_deleted, wait_for_server
 from conformance.profile import Timeouts
+
+# With soft delete configured, DELETE is a soft delete (see test_softdel.py, SOFTDEL-*).
+pytestmark = conflicts_with("soft_delete")
 
 
 def _cleaned_up(snap: Snapshot) -> bool:
