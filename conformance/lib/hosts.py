@@ -101,6 +101,11 @@ class Host:
             raise HostUnreachable(f"{self.target} ({self.name}): {type(exc).__name__}: {exc}") from None
         result = CommandResult(self.name, command, int(raw.exited), raw.stdout, raw.stderr,
                                time.monotonic() - started)
+        if result.exit_code == -1:  # the channel closed with no exit status (timeout or lost link)
+            self.close()
+            limit = timeout or self.timeout
+            raise HostCommandError(f"{self.target}: `{command}` timed out after {limit}s or lost its "
+                                   f"channel (no exit status)\n{result}")
         evidence.attach_text(f"ssh {self.name}: {command}", str(result))
         if check and result.exit_code != 0:
             raise HostCommandError(f"command failed on {self.target}\n{result}")
