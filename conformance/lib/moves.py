@@ -199,15 +199,21 @@ class MoveObserver:
         for key in ("domain", "files", "resize_dir", "disk"):
             snap.probe(f"{role}_{key}", lambda key=key: snap.fact(f"{role}_view")[key])
 
-    def settle(self, label: str, server_id: str, until: Callable[[Snapshot], bool], *, timeout: float,
-               poll: Polling, migration_uuid: str | None = None) -> Snapshot:
-        """Snapshot until ``until`` holds or ``timeout`` passes; the last snapshot either way."""
+    def settle(self, label: str, server_id: str, until: Callable[[Snapshot], bool] | None = None, *,
+               timeout: float, poll: Polling, migration_uuid: str | None = None,
+               on_hosts: bool = True) -> Snapshot:
+        """Snapshot until ``until`` holds (None: until every probe succeeded) or ``timeout`` passes.
+
+        A snapshot with a failed probe (e.g. an SSH timeout) is never settled.
+        Returns the last snapshot either way, so the test's assertion, not a
+        timeout, reports a guarantee that never held.
+        """
         last: list[Snapshot] = []
 
         def settled() -> bool:
-            last[:] = [self.snapshot(label, server_id, migration_uuid, attach=False)]
+            last[:] = [self.snapshot(label, server_id, migration_uuid, attach=False, on_hosts=on_hosts)]
             with contextlib.suppress(Exception):
-                return bool(until(last[0]))
+                return not last[0].errors and (until is None or bool(until(last[0])))
             return False
 
         with contextlib.suppress(WaitTimeout):

@@ -60,7 +60,8 @@ def live_moves(request: pytest.FixtureRequest, profile: Profile, lease_hosts: Le
                 server_action(admin, server_id, "pause")
                 wait_for_server(admin, server_id, status=status, timeout=timeouts.server_action,
                                 poll=polling, progress=progress)
-            moves.before[kind] = watch.snapshot(f"{kind}: before", server_id)
+            moves.before[kind] = watch.settle(f"{kind}: before", server_id, timeout=timeouts.server_action,
+                                              poll=polling)
             log = MigrationLog(admin, server_id, "live-migration")
             moves.reply[kind] = server_action(admin, server_id, "os-migrateLive",
                                               {"host": dest, "block_migration": "auto"})

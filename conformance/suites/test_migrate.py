@@ -77,8 +77,9 @@ def cold_moves(request: pytest.FixtureRequest, lease_hosts: LeaseHosts, scoped_f
                 admin, server_id, status="VERIFY_RESIZE", timeout=timeouts.migration, poll=polling,
                 progress=progress, on_poll=moves.logs[kind].sample)
             migration_uuid = moves.logs[kind].latest()["uuid"]
-            moves.resized[kind] = watch.snapshot(f"{kind}: resized", server_id, migration_uuid,
-                                                 on_hosts=kind == "confirm")  # MIGRATE-06 reads it
+            moves.resized[kind] = watch.settle(f"{kind}: resized", server_id, migration_uuid=migration_uuid,
+                                               timeout=timeouts.server_action, poll=polling,
+                                               on_hosts=kind == "confirm")  # MIGRATE-06 reads it
         moves.resized_migration = {kind: moves.logs[kind].latest() for kind in KINDS}
         moves.end_reply, moves.end_trace, moves.done, moves.done_migration = {}, {}, {}, {}
         for kind, action, settled in (("confirm", "confirmResize", _confirmed),
