@@ -99,7 +99,8 @@ def _check_rootdir(config: pytest.Config) -> None:
     (testpaths) and pytest would collect the current directory.
     """
     two_words = "--profile" in config.invocation_params.args
-    derived = config.inipath is None and not config.option.rootdir
+    moved = config.rootpath != config.invocation_params.dir
+    derived = config.inipath is None and not config.option.rootdir and moved
     if two_words and derived and config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR:
         raise pytest.UsageError(
             f"pytest took its rootdir ({config.rootpath}) from the profile's path and found no "

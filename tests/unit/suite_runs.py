@@ -68,7 +68,7 @@ class DummySuite:
         argv = [] if plugin_autoloaded() else ["-p", "conformance.plugin"]
         argv += ["-p", "no:cacheprovider"]
         if profile is not None:
-            argv += ["--profile", profile]
+            argv.append(f"--profile={profile}")
         return self.pytester.runpytest_inprocess(*argv, *args)
 
     def verdict(self) -> dict[str, Any]:

@@ -182,7 +182,7 @@ def test_b(run_id):
 """)
     result = pytester.runpytest_subprocess(
         *([] if _autoloaded() else ["-p", "conformance.plugin"]), "-p", "no:cacheprovider",
-        "--profile", "profile.yaml", "--no-leak-check", "-n", "2", "--run-id", "abcd1234")
+        "--profile=profile.yaml", "--no-leak-check", "-n", "2", "--run-id", "abcd1234")
     assert result.ret == 6
     ids = {p.read_text() for p in suite.path.glob("run-*.txt")}
     assert ids == {"abcd1234"}
@@ -194,3 +194,17 @@ def _autoloaded() -> bool:
     from tests.unit.suite_runs import plugin_autoloaded
 
     return plugin_autoloaded()
+
+
+def test_profile_as_two_words_outside_project_is_refused(pytester: pytest.Pytester) -> None:
+    """`--profile PATH` that made pytest lose the project's rootdir stops with exit 4 and the fix."""
+    suite = DummySuite(pytester)
+    suite.write_tests(ONE_TEST)
+    elsewhere = suite.path.parent / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    (elsewhere / "profile.yaml").write_text((suite.path / "profile.yaml").read_text())
+    argv = [] if _autoloaded() else ["-p", "conformance.plugin"]
+    result = pytester.runpytest_inprocess(*argv, "-p", "no:cacheprovider",
+                                          "--profile", str(elsewhere / "profile.yaml"))
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*took its rootdir*Fix: write --profile=PATH (one word)*"])
