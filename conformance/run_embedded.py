@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run up, pytest, report and down; return pytest's exit code."""
     args, pytest_args = _parse(sys.argv[1:] if argv is None else argv)
     workdir = args.workdir.resolve()
+    # SIGTERM (tox escalating, a CI timeout) is handled like Ctrl-C, so `down` still runs.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         up = _embedded("up", workdir, *args.up_arg)
         if up != 0:
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     finally:
         _embedded("down", workdir)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
