@@ -84,10 +84,11 @@ def _settle_freed(observer: Observer, consumer: str, timeout: float, poll: Polli
                        describe=f"allocations of migration {consumer} to go")
 
 
-def _probe_move(observer: Observer, snap: Snapshot, migration: dict[str, Any] | None) -> Snapshot:
-    """Add the ``<uuid>_resize`` dir on the snapshot's host and the migration consumer's allocations."""
+def _probe_move(observer: Observer, snap: Snapshot, migration: dict[str, Any] | None,
+                source: bool = False) -> Snapshot:
+    """Add the migration consumer's allocations and, on the source, the ``<uuid>_resize`` dir."""
     hypervisor = observer.hypervisors.get(snap.facts.get("host") or "")
-    if hypervisor is not None:
+    if source and hypervisor is not None:
         snap.probe("resize_dir", lambda: hypervisor.files.resize_dir_exists(snap.server_id))
     if observer.placement is not None and migration is not None:
         placement = observer.placement
@@ -105,7 +106,7 @@ def _resize(observer: Observer, server_id: str, flavor_id: str, how: str, before
                                poll=polling, progress=progress)
     migration = _newest_migration(admin, server_id) if admin is not None else None
     verify = _probe_move(observer, observer.snapshot(f"{label}: verify", server_id), migration)
-    source = _probe_move(observer, observer.snapshot(f"{label}: source", server_id, **src), migration)
+    source = _probe_move(observer, observer.snapshot(f"{label}: source", server_id, **src), migration, True)
     action, status = END[how]
     end_reply = server_action(member, server_id, action)
     _, end_trace = wait_for_server(member, server_id, status=None, timeout=timeouts.migration, poll=polling,
@@ -116,7 +117,7 @@ def _resize(observer: Observer, server_id: str, flavor_id: str, how: str, before
         _settle_freed(observer, migration["uuid"], timeouts.server_action, polling)
     end = _probe_move(observer, observer.snapshot(f"{label}: {status}", server_id), migration)
     end_source = _probe_move(observer, observer.snapshot(f"{label}: {status} source", server_id, **src),
-                             migration)
+                             migration, True)
     return Move(reply, trace, verify, source, end_reply, end_trace, end, end_source, migration, end_migration)
 
 
