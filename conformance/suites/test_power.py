@@ -21,6 +21,7 @@ from conformance.lib.trace import START, STOP, check_trace
 from conformance.lib.waiter import Polling, Progress, wait_for_server
 from conformance.profile import Timeouts
 
+pytestmark = pytest.mark.xdist_group("power")  # every test reads the one `power_cycle` server
 
 @pytest.fixture(scope="module")
 def power_cycle(module_server_factory: ServerFactory, boot_spec: BootSpec, observer: Observer,

@@ -39,6 +39,8 @@ CREATION_TIME_RESOLUTION = 1.0  # nova:creationTime has whole seconds
 SOURCES = {"SHUTOFF": (None, "os-stop"), "PAUSED": ("pause", "pause"), "SUSPENDED": ("suspend", "suspend")}
 SOURCE_PARAMS = [pytest.param(s, marks=[requires(c)] if c else [], id=s) for s, (c, _) in SOURCES.items()]
 SOFT, HARD = {"type": "SOFT"}, {"type": "HARD"}
+# the tests that share one scenario run on one xdist worker; the two scenarios run side by side
+REBOOTED, RECOVERED = pytest.mark.xdist_group("reboot-active"), pytest.mark.xdist_group("reboot-recovery")
 
 
 def _snapshot(observer: Observer, label: str, server_id: str) -> Snapshot:
@@ -106,6 +108,7 @@ def recovered(module_server_factory: ServerFactory, boot_spec: BootSpec, member:
 
 
 @guarantee("REBOOT-01")
+@REBOOTED
 def test_soft_reboot_ends_active(rebooted: Scenario) -> None:
     """A SOFT reboot answers 202 and ends ACTIVE/power 1, keeping id, addresses, flavor, image, host."""
     assert rebooted.soft_reply.status == 202, rebooted.soft_reply
@@ -114,6 +117,7 @@ def test_soft_reboot_ends_active(rebooted: Scenario) -> None:
 
 
 @guarantee("REBOOT-02")
+@REBOOTED
 def test_hard_reboot_ends_active(rebooted: Scenario) -> None:
     """A HARD reboot answers 202 and ends ACTIVE/power 1, keeping id, addresses, flavor, image, host."""
     assert rebooted.hard_reply.status == 202, rebooted.hard_reply
@@ -122,6 +126,7 @@ def test_hard_reboot_ends_active(rebooted: Scenario) -> None:
 
 
 @guarantee("REBOOT-03")
+@RECOVERED
 @pytest.mark.parametrize("source", SOURCE_PARAMS)
 def test_hard_reboot_recovers(recovered: Scenario, source: str) -> None:
     """A HARD reboot of a SHUTOFF, PAUSED or SUSPENDED server answers 202 and ends ACTIVE/power 1."""
@@ -133,6 +138,7 @@ def test_hard_reboot_recovers(recovered: Scenario, source: str) -> None:
 
 
 @guarantee("REBOOT-04")
+@RECOVERED
 @pytest.mark.parametrize("source", SOURCE_PARAMS)
 def test_soft_reboot_refused(recovered: Scenario, member: Any, source: str) -> None:
     """A SOFT reboot of a SHUTOFF, PAUSED or SUSPENDED server is 409, changes nothing, records nothing."""
@@ -145,6 +151,7 @@ def test_soft_reboot_refused(recovered: Scenario, member: Any, source: str) -> N
 
 
 @guarantee("REBOOT-05")
+@REBOOTED
 def test_reboot_trace_and_events(rebooted: Scenario, member: Any, timeouts: Timeouts,
                                  polling: Polling) -> None:
     """SOFT shows only REBOOT, HARD only HARD_REBOOT; each reboot records compute_reboot_instance."""
@@ -156,6 +163,7 @@ def test_reboot_trace_and_events(rebooted: Scenario, member: Any, timeouts: Time
 
 
 @guarantee("REBOOT-05")
+@RECOVERED
 @pytest.mark.parametrize("source", SOURCE_PARAMS)
 def test_recovery_trace_and_events(recovered: Scenario, member: Any, source: str, timeouts: Timeouts,
                                    polling: Polling) -> None:
@@ -176,6 +184,7 @@ def _compute_log(hosts: Any, snap: Snapshot, request_id: str, needle: str, timeo
 
 
 @guarantee("REBOOT-06")
+@REBOOTED
 def test_soft_reboot_keeps_definition(rebooted: Scenario, hosts: Any, timeouts: Timeouts,
                                       polling: Polling) -> None:
     """A SOFT reboot restarts the same definition (new domain id) and logs a soft reboot."""
@@ -193,6 +202,7 @@ def test_soft_reboot_keeps_definition(rebooted: Scenario, hosts: Any, timeouts: 
 
 
 @guarantee("REBOOT-07")
+@REBOOTED
 def test_hard_reboot_redefines(rebooted: Scenario, hosts: Any, timeouts: Timeouts, polling: Polling) -> None:
     """A HARD reboot redefines the domain (same name and UUID, files kept) and logs a hard reboot."""
     before, after = rebooted.soft, rebooted.hard

@@ -23,7 +23,7 @@ from conformance.lib.trace import RESCUE, UNRESCUE, check_trace
 from conformance.lib.waiter import Polling, Progress, wait_for_server
 from conformance.profile import Timeouts
 
-pytestmark = requires("rescue")
+pytestmark = [requires("rescue"), pytest.mark.xdist_group("rescue")]  # one `rescue_cycle` server
 
 
 @pytest.fixture(scope="module")

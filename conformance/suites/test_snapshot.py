@@ -26,7 +26,7 @@ from conformance.lib.trace import check_trace, snapshot_of
 from conformance.lib.waiter import Polling, Progress, wait_for_server, wait_until
 from conformance.profile import Profile, Timeouts
 
-pytestmark = requires("snapshot")
+pytestmark = [requires("snapshot"), pytest.mark.xdist_group("snapshot")]  # one `snapshots` server
 
 # source status -> (capability, steps (action, status) from the previous source, end state, domain state)
 SOURCES: dict[str, tuple[str | None, list[tuple[str, str]], tuple[Any, ...], str]] = {

@@ -21,7 +21,7 @@ from conformance.lib.trace import RESUME, SUSPEND, check_trace
 from conformance.lib.waiter import Polling, Progress, wait_for_server
 from conformance.profile import Timeouts
 
-pytestmark = requires("suspend")
+pytestmark = [requires("suspend"), pytest.mark.xdist_group("suspend")]  # one `suspend_cycle` server
 
 
 @pytest.fixture(scope="module")
