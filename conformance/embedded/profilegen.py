@@ -113,7 +113,8 @@ def profile_config(state: dict[str, Any], layout_root: Path, clouds: Path) -> di
         "controller": controller,
         "host_control": {"method": "embedded", "control_url": state["urls"]["control"]},
         "timeouts": {"server_build": 60, "server_action": 60, "server_delete": 60,
-                     "snapshot": 120, "migration": 120, "host_command": 15},
+                     # a busy shared machine can take tens of seconds to answer one SSH command
+                     "snapshot": 120, "migration": 120, "host_command": 60},
         "concurrency": {"max_servers": 4},
     }
 
