@@ -234,6 +234,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             allure_support.add_marks(item, guarantees, config.getoption("catalogue_url"))
     if profile is not None:
         _gate(profile, items)
+    if is_worker(config) and getattr(config.option, "loadgroup", False):
+        _tag_groups(items)
+
+
+def _tag_groups(items: list[pytest.Item]) -> None:
+    """Suffix ``@group`` to the node id of each xdist_group test, as xdist's loadgroup means to.
+
+    xdist (3.8) sets ``item._nodeid``, which pytest 9.2 no longer reads (``item._id``), so its
+    scheduler saw no groups and split them over the workers.
+    """
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if names and "@" not in item.nodeid.rpartition("]")[2]:
+            tagged = f"{item.nodeid}@{'_'.join(names)}"
+            if hasattr(item, "_id"):
+                from _pytest.nodeid import coerce_node_id
+
+                item._id = coerce_node_id(tagged)
+            else:
+                item._nodeid = tagged
 
 
 def _refuse_without_profile(config: pytest.Config, items: list[pytest.Item]) -> None:
