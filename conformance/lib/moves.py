@@ -14,12 +14,12 @@ import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from conformance.errors import GuaranteeViolation, HostCommandError, WaitTimeout
+from conformance.errors import GuaranteeViolation, HostCommandError, InfraError, WaitTimeout
 from conformance.lib import evidence
 from conformance.lib.actions import get_action
 from conformance.lib.api import call
 from conformance.lib.hosts import NOT_FOUND, Hypervisor, parse_domstate
-from conformance.lib.observe import Snapshot
+from conformance.lib.observe import Scenario, Snapshot
 from conformance.lib.placement import Placement
 from conformance.lib.servers import get_server
 from conformance.lib.trace import StateMachine, Trace, phase
@@ -220,3 +220,22 @@ class MoveObserver:
             wait_until(settled, timeout=timeout, poll=poll, describe=f"{label} of {server_id} to settle")
         evidence.attach_json(f"snapshot {label}", last[0].to_data())
         return last[0]
+
+
+class Stages(dict[str, Any]):
+    """A scenario's records per server kind; a kind never recorded raises what stopped the scenario."""
+
+    def __init__(self, scenario: Scenario):
+        super().__init__()
+        self.scenario = scenario
+
+    def __missing__(self, kind: str) -> Any:
+        if self.scenario.failure is not None:
+            raise self.scenario.failure
+        raise InfraError(f"the scenario recorded nothing for {kind!r}")
+
+
+def add_stages(scenario: Scenario, *names: str) -> None:
+    """Give ``scenario`` an empty :class:`Stages` record for each of ``names``."""
+    for name in names:
+        setattr(scenario, name, Stages(scenario))

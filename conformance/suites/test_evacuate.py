@@ -27,6 +27,7 @@ from conformance.lib.moves import (
     EVACUATE_STOPPED,
     MigrationLog,
     MoveObserver,
+    add_stages,
     event_finished,
     migrations,
 )
@@ -68,7 +69,7 @@ def evacuated(request: pytest.FixtureRequest, lease_hosts: LeaseHosts, scoped_fa
         evac.source, evac.dest, evac.watch, evac.kinds = source, dest, watch, kinds
         ids = {kind: factory.create_server(f"evacuate-{kind}", **boot_spec.kwargs(), host=source).id
                for kind in kinds}
-        evac.before = {}
+        add_stages(evac, "before")
         for kind, server_id in ids.items():
             wait_for_server(admin, server_id, status="ACTIVE", timeout=timeouts.server_build, poll=polling,
                             progress=progress)
@@ -79,7 +80,7 @@ def evacuated(request: pytest.FixtureRequest, lease_hosts: LeaseHosts, scoped_fa
         restore.callback(fencer.unfence, source)
         fencer.fence(source)
         wait_service(admin, source, up=False, timeout=timeouts.server_action, poll=polling)
-        evac.reply, evac.trace, evac.fenced, evac.uuid = {}, {}, {}, {}
+        add_stages(evac, "reply", "trace", "fenced", "uuid")
         for kind, version in kinds.items():
             evac.reply[kind] = server_action(admin, ids[kind], "evacuate", {"host": dest},
                                              microversion=version)

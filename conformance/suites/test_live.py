@@ -18,7 +18,7 @@ import pytest
 from conformance import guarantee, requires
 from conformance.fixtures import LeaseHosts, ScopedFactory, optional
 from conformance.lib.actions import expect_action_events
-from conformance.lib.moves import LIVE, MigrationLog, MoveObserver, order_problem, state_problems
+from conformance.lib.moves import LIVE, MigrationLog, MoveObserver, add_stages, order_problem, state_problems
 from conformance.lib.observe import Scenario, Snapshot
 from conformance.lib.placement import flavor_resources
 from conformance.lib.resources import BootSpec
@@ -51,7 +51,7 @@ def live_moves(request: pytest.FixtureRequest, profile: Profile, lease_hosts: Le
         watch = MoveObserver(admin, source, dest, placement=optional(request, "placement"),
                              hypervisors=optional(request, "hosts"))
         moves.source, moves.dest, moves.watch = source, dest, watch
-        moves.before, moves.reply, moves.trace, moves.after, moves.migration = {}, {}, {}, {}, {}
+        add_stages(moves, "before", "reply", "trace", "after", "migration")
         for kind, status in kinds.items():
             server_id = factory.create_server(f"live-{kind}", **boot_spec.kwargs(), host=source).id
             wait_for_server(admin, server_id, status="ACTIVE", timeout=timeouts.server_build, poll=polling,

@@ -25,6 +25,7 @@ from conformance.lib.moves import (
     REVERT,
     MigrationLog,
     MoveObserver,
+    add_stages,
     order_problem,
 )
 from conformance.lib.observe import Scenario, Snapshot
@@ -67,7 +68,7 @@ def cold_moves(request: pytest.FixtureRequest, lease_hosts: LeaseHosts, scoped_f
         ids = {kind: factory.create_server(f"migrate-{kind}", **boot_spec.kwargs(), host=source).id
                for kind in KINDS}
         moves.logs = {kind: MigrationLog(admin, ids[kind], "migration") for kind in KINDS}
-        moves.active, moves.migrate_reply, moves.migrate_trace, moves.resized = {}, {}, {}, {}
+        add_stages(moves, "active", "migrate_reply", "migrate_trace", "resized")
         for kind, server_id in ids.items():
             wait_for_server(admin, server_id, status="ACTIVE", timeout=timeouts.server_build, poll=polling,
                             progress=progress)
@@ -81,7 +82,7 @@ def cold_moves(request: pytest.FixtureRequest, lease_hosts: LeaseHosts, scoped_f
                                                timeout=timeouts.server_action, poll=polling,
                                                on_hosts=kind == "confirm")  # MIGRATE-06 reads it
         moves.resized_migration = {kind: moves.logs[kind].latest() for kind in KINDS}
-        moves.end_reply, moves.end_trace, moves.done, moves.done_migration = {}, {}, {}, {}
+        add_stages(moves, "end_reply", "end_trace", "done", "done_migration")
         for kind, action, settled in (("confirm", "confirmResize", _confirmed),
                                       ("revert", "revertResize", _reverted)):
             server_id, log = ids[kind], moves.logs[kind]
