@@ -189,8 +189,9 @@ def test_force_delete_any_state(state: str, server_factory: ServerFactory, boot_
     reply = server_action(member, server.id, "forceDelete")
     wait_for_deleted(member, server.id, timeout=timeouts.server_delete, poll=polling)
     assert reply.status == 202, reply
-    expect_action_events(member, server.id, "delete", ["compute_terminate_instance"],
-                         timeout=timeouts.server_action, poll=polling)
+    if state != "SHELVED_OFFLOADED":  # no host: the API deletes locally and records no action
+        expect_action_events(member, server.id, "delete", ["compute_terminate_instance"],
+                             timeout=timeouts.server_action, poll=polling)
 
 
 @CYCLES
