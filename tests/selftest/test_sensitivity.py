@@ -22,7 +22,7 @@ def load_table() -> list[dict[str, Any]]:
     """All rows of tests/selftest/sensitivity/*.yaml, in file order."""
     rows: list[dict[str, Any]] = []
     for path in sorted(TABLE_DIR.glob("*.yaml")):
-        rows.extend(yaml.safe_load(path.read_text()) or [])
+        rows.extend({**row, "table": path.stem} for row in yaml.safe_load(path.read_text()) or [])
     return rows
 
 
@@ -33,13 +33,16 @@ DEFAULT_CLOUD_ROWS = [row for row in TABLE if "cloud" not in row]
 
 
 def selected_rows(rows: list[dict[str, Any]], scope: str) -> list[dict[str, Any]]:
-    """Every row (scope 'all') or the first row per suite module set (scope 'family').
+    """Every row (scope 'all'), the first row per suite module set (scope 'family'),
+    or the rows of one table file (scope = its stem, e.g. 'core').
 
     Each row costs one suite-module run against the cloud, so `tox -e self` (and CI)
     proves one defect per family and `tox -e sensitivity` proves every row.
     """
     if scope == "all":
         return rows
+    if scope != "family":
+        return [row for row in rows if row["table"] == scope]
     seen: set[tuple[str, ...]] = set()
     picked = []
     for row in rows:
