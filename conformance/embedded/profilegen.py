@@ -112,9 +112,9 @@ def profile_config(state: dict[str, Any], layout_root: Path, clouds: Path) -> di
         "hosts": hosts,
         "controller": controller,
         "host_control": {"method": "embedded", "control_url": state["urls"]["control"]},
-        "timeouts": {"server_build": 60, "server_action": 60, "server_delete": 60,
-                     # a busy shared machine can take tens of seconds to answer one SSH command
-                     "snapshot": 120, "migration": 120, "host_command": 60},
+        # a busy shared machine can take minutes to boot a server and tens of seconds per SSH command
+        "timeouts": {"server_build": 120, "server_action": 120, "server_delete": 120,
+                     "snapshot": 240, "migration": 240, "host_command": 60},
         "concurrency": {"max_servers": 4},
     }
 
