@@ -52,6 +52,7 @@ def thread_summary() -> dict[str, int]:
     """Count live threads by name pattern and the function they run."""
     frames = sys._current_frames()
     counts: collections.Counter[str] = collections.Counter()
+    executors: set[int] = set()
     for thread in threading.enumerate():
         frame, where = frames.get(thread.ident or -1), "?"
         while frame is not None:
@@ -60,9 +61,13 @@ def thread_summary() -> dict[str, int]:
             frame = frame.f_back
         executor = getattr(thread, "executor_ref", lambda: None)()  # futurist workers
         if executor is not None:
-            where += f" [{getattr(executor, 'name', type(executor).__name__)}]"
+            state = "idle" if getattr(thread, "idle", False) else "busy"
+            where += f" [{getattr(executor, 'name', type(executor).__name__)}, {state}]"
+            executors.add(id(executor))
         counts[f"{re.sub(r'[0-9]+', 'N', thread.name)} @ {where}"] += 1
-    return dict(counts.most_common())
+    summary = dict(counts.most_common())
+    summary["(pool executors)"] = len(executors)
+    return summary
 
 
 class ControlApp:

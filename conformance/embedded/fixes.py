@@ -12,7 +12,8 @@ changes (each function documents the problem it solves):
 * :func:`enforce_new_policy_defaults`: undo the Placement fixture's silent
   switch to the legacy policy defaults.
 * :func:`install_logging`: no unbounded in-memory log capture.
-* :func:`fix_service_stop`: a stopped compute leaves no threads behind.
+* :func:`fix_service_stop`: a stopped compute leaves no threads behind;
+  :func:`calm_idle_workers`: idle pool threads stop busy-polling.
 """
 
 from __future__ import annotations
@@ -64,6 +65,17 @@ def _next_address() -> tuple[str, str]:
     return ip, mac
 
 
+def _apply_port_request(port: dict[str, Any], request: dict[str, Any], subnet_id: str) -> None:
+    """Give a fixture port what the request asked for and fresh addresses."""
+    port.update({k: v for k, v in request.items() if k not in ("fixed_ips", "id")})
+    if "tenant_id" in request:
+        port["project_id"] = request.get("project_id", request["tenant_id"])
+    ip, mac = _next_address()
+    wanted = [f for f in request.get("fixed_ips", []) if f.get("ip_address")]
+    port["fixed_ips"] = wanted or [{"ip_address": ip, "subnet_id": subnet_id}]
+    port["mac_address"] = request.get("mac_address", mac)
+
+
 def fix_neutron() -> None:
     """Make the Neutron fixture serve many projects like a real Neutron.
 
@@ -85,14 +97,7 @@ def fix_neutron() -> None:
     def create_port(self: Any, body: Any = None) -> dict[str, Any]:
         request = copy.deepcopy((body or {}).get("port", {}))
         port = self._ports[real_create(self, body)["port"]["id"]]
-        port.update({k: v for k, v in request.items() if k not in ("fixed_ips", "id")})
-        if "tenant_id" in request:
-            port.setdefault("project_id", request["tenant_id"])
-            port["project_id"] = request.get("project_id", request["tenant_id"])
-        ip, mac = _next_address()
-        wanted = [f for f in request.get("fixed_ips", []) if f.get("ip_address")]
-        port["fixed_ips"] = wanted or [{"ip_address": ip, "subnet_id": fixture.subnet_1["id"]}]
-        port["mac_address"] = request.get("mac_address", mac)
+        _apply_port_request(port, request, fixture.subnet_1["id"])
         return {"port": copy.deepcopy(port)}
 
     real_list_sgs = fixture.list_security_groups
@@ -170,26 +175,37 @@ def install_logging(handlers: list[logging.Handler], level: int = logging.INFO) 
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
 
-def fix_service_stop() -> None:
-    """Join the oslo.service timers of a stopped service.
+def calm_idle_workers(poll_seconds: float = 0.2) -> None:
+    """Let idle pool workers poll their queue less often.
 
-    ``Service.stop`` stops the service's thread group (heartbeat timer) but
-    the harness never waits for it, so every compute restart left a report
-    thread behind.  Wait for the group after stopping it.
+    The harness sets futurist's idle poll to 10 ms (fast test teardown); in a
+    long-lived process every idle worker of every pool then wakes up 100
+    times a second.  A slower poll only delays an executor shutdown (compute
+    stop) by at most ``poll_seconds``.
     """
-    from nova import service
+    import futurist._thread
 
-    real_stop = service.Service.stop
+    futurist._thread.ThreadWorker.MAX_IDLE_FOR = poll_seconds  # type: ignore[assignment]
 
-    @functools.wraps(real_stop)
-    def stop(self: Any, *args: Any, **kwargs: Any) -> Any:
-        result = real_stop(self, *args, **kwargs)
-        tg = getattr(self, "tg", None)
-        if tg is not None:
-            try:
-                tg.wait()
-            except Exception:  # a timer that died already
-                logging.getLogger(__name__).debug("thread group wait failed", exc_info=True)
-        return result
 
-    service.Service.stop = stop
+def fix_service_stop() -> None:
+    """Let the threads of a finished looping call go.
+
+    oslo.service's threading backend runs every looping call (the service
+    heartbeat of each nova service, for one) on a one-worker futurist
+    executor that it never shuts down.  The executor sits in a reference
+    cycle, so its idle worker lives on until the cyclic garbage collector
+    happens to run: every compute restart left threads behind.  Shut the
+    executor down as soon as its loop has finished.
+    """
+    import futurist
+    from oslo_service.backend._threading import loopingcall
+
+    def spawn_loop(self: Any, loop_func: Any) -> Any:
+        executor = futurist.ThreadPoolExecutor(max_workers=1)
+        future = executor.submit(loop_func)
+        future.add_done_callback(self._on_done)
+        future.add_done_callback(lambda _f: executor.shutdown(wait=False))
+        return future
+
+    loopingcall.LoopingCallBase._spawn_loop = spawn_loop

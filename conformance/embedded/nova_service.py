@@ -117,6 +117,7 @@ def _build_cloud(config: NovaConfig, handlers: list[logging.Handler]) -> Any:
     cloud.setUp()
     fixes.relax_warnings()
     fixes.enforce_new_policy_defaults()
+    fixes.calm_idle_workers()
     return cloud
 
 
