@@ -29,8 +29,8 @@ from conformance.embedded.defects import (
 )
 
 MIGRATION = "migration-records"
-# long enough for a poller backing off to its usual 2 s maximum to see the flipped state
-FLIP_SECONDS = 5.0
+# long enough for a poller (2 s apart at most, plus slow answers on a loaded host) to see it
+FLIP_SECONDS = 15.0
 _LOCAL = threading.local()
 
 
