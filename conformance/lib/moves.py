@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from conformance.errors import GuaranteeViolation, HostCommandError, InfraError, WaitTimeout
@@ -125,6 +126,11 @@ MOVE_SCRIPT = (
 )
 
 
+def _view_part(snap: Snapshot, view: str, key: str) -> Any:
+    """Entry ``key`` of the host view fact ``view`` of ``snap``."""
+    return snap.fact(view)[key]
+
+
 def host_view(hypervisor: Hypervisor, uuid: str) -> dict[str, Any]:
     """What a host holds of one server: ``domain`` (state, reason) or None, ``files`` (names) or
     None, ``resize_dir`` (bool) and ``disk`` (the inode of ``<uuid>/disk``; a copy has another)."""
@@ -178,10 +184,8 @@ class MoveObserver:
             snap.probe("migration_allocations",
                        lambda: placement.allocations(migration_uuid) if migration_uuid else {})
             for role in self.hosts:
-                snap.probe(f"{role}_consumers", lambda role=role: {
-                    c: r for c, r in placement.provider_allocations(self.provider(role)).items()
-                    if c in consumers})
-                snap.probe(f"{role}_usages", lambda role=role: placement.usages(self.provider(role)))
+                snap.probe(f"{role}_consumers", partial(self._consumers, placement, role, consumers))
+                snap.probe(f"{role}_usages", partial(self._usages, placement, role))
         if migration_uuid:
             snap.probe("migration", lambda: next(m for m in migrations(self.admin, server_id)
                                                  if m["uuid"] == migration_uuid))
@@ -193,11 +197,20 @@ class MoveObserver:
             evidence.attach_json(f"snapshot {label}", snap.to_data())
         return snap
 
+    def _consumers(self, placement: Placement, role: str,
+                   consumers: set[str | None]) -> dict[str, dict[str, int]]:
+        """The allocations on ``role``'s provider of the consumers in ``consumers``."""
+        allocations = placement.provider_allocations(self.provider(role))
+        return {c: r for c, r in allocations.items() if c in consumers}
+
+    def _usages(self, placement: Placement, role: str) -> dict[str, int]:
+        return placement.usages(self.provider(role))
+
     @staticmethod
     def _probe_host(snap: Snapshot, role: str, hypervisor: Hypervisor, uuid: str) -> None:
         snap.probe(f"{role}_view", lambda: host_view(hypervisor, uuid))
         for key in ("domain", "files", "resize_dir", "disk"):
-            snap.probe(f"{role}_{key}", lambda key=key: snap.fact(f"{role}_view")[key])
+            snap.probe(f"{role}_{key}", partial(_view_part, snap, f"{role}_view", key))
 
     def settle(self, label: str, server_id: str, until: Callable[[Snapshot], bool] | None = None, *,
                timeout: float, poll: Polling, migration_uuid: str | None = None,

@@ -100,13 +100,14 @@ def _resize(observer: Observer, server_id: str, flavor_id: str, how: str, before
             timeouts: Timeouts, polling: Polling, progress: Progress) -> Move:
     """Resize to ``flavor_id``, snapshot at VERIFY_RESIZE, then revert or confirm (``how``)."""
     member, admin, label = observer.member, observer.admin, f"{before.label}: resize to {how}"
-    src = {"host": before.facts.get("host"), "provider": before.facts.get("provider")}
+    src_host, src_provider = before.facts.get("host"), before.facts.get("provider")
     reply = server_action(member, server_id, "resize", {"flavorRef": flavor_id})
     _, trace = wait_for_server(member, server_id, status="VERIFY_RESIZE", timeout=timeouts.migration,
                                poll=polling, progress=progress)
     migration = _newest_migration(admin, server_id) if admin is not None else None
     verify = _probe_move(observer, observer.snapshot(f"{label}: verify", server_id), migration)
-    source = _probe_move(observer, observer.snapshot(f"{label}: source", server_id, **src), migration, True)
+    source = _probe_move(observer, observer.snapshot(f"{label}: source", server_id, host=src_host,
+                                                      provider=src_provider), migration, True)
     action, status = END[how]
     end_reply = server_action(member, server_id, action)
     _, end_trace = wait_for_server(member, server_id, status=None, timeout=timeouts.migration, poll=polling,
@@ -116,7 +117,8 @@ def _resize(observer: Observer, server_id: str, flavor_id: str, how: str, before
         end_migration = _settle_migration(admin, server_id, status, timeouts.server_action, polling)
         _settle_freed(observer, migration["uuid"], timeouts.server_action, polling)
     end = _probe_move(observer, observer.snapshot(f"{label}: {status}", server_id), migration)
-    end_source = _probe_move(observer, observer.snapshot(f"{label}: {status} source", server_id, **src),
+    end_source = _probe_move(observer, observer.snapshot(f"{label}: {status} source", server_id,
+                                                          host=src_host, provider=src_provider),
                              migration, True)
     return Move(reply, trace, verify, source, end_reply, end_trace, end, end_source, migration, end_migration)
 
