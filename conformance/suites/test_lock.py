@@ -12,6 +12,7 @@ deleted at the end.  LOCK-04 runs the LOCK_SEQUENCE in every stable state.
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from itertools import groupby
 from typing import Any
 
@@ -171,7 +172,7 @@ class Locking:
                 self.wait(state)
             for name, _, request, _ in todo:
                 before = _view(self.admin, self.sid)
-                answer = answer_of(lambda r=request: self.send(r))
+                answer = answer_of(partial(self.send, request))
                 self.rec.refused[name] = (answer, before, _view(self.admin, self.sid))
             if state != "ACTIVE" and todo:
                 server_action(self.admin, self.sid, MOVES[state][1])
@@ -314,6 +315,6 @@ def test_lock_unlock_never_409(state: str, server_factory: ServerFactory, boot_s
         pytest.skip(str(exc))
     _unlock_at_cleanup(server_factory, admin, server.id)
 
-    got = [(role, verb, answer_of(lambda r=role, v=verb: server_action(roles[r], server.id, v)).status)
+    got = [(role, verb, answer_of(partial(server_action, roles[role], server.id, verb)).status)
            for role, verb, _ in LOCK_SEQUENCE]
     assert got == list(LOCK_SEQUENCE)
