@@ -254,7 +254,7 @@ def _tag_groups(items: list[pytest.Item]) -> None:
 
                 item._id = coerce_node_id(tagged)
             else:
-                item._nodeid = tagged
+                item._nodeid = tagged  # type: ignore[attr-defined]  # pytest < 9 (pytest 9 has _id)
 
 
 def _refuse_without_profile(config: pytest.Config, items: list[pytest.Item]) -> None:
