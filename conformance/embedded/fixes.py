@@ -185,7 +185,8 @@ def calm_idle_workers(poll_seconds: float = 0.2) -> None:
     """
     import futurist._thread
 
-    futurist._thread.ThreadWorker.MAX_IDLE_FOR = poll_seconds  # type: ignore[assignment]
+    # MAX_IDLE_FOR is typed int; unused-ignore: without the embedded extra futurist is untyped (Any)
+    futurist._thread.ThreadWorker.MAX_IDLE_FOR = poll_seconds  # type: ignore[assignment, unused-ignore]
 
 
 def fix_service_stop() -> None:

@@ -112,6 +112,7 @@ def test_evacuate_refused_while_source_up(scoped_factory: ScopedFactory, admin: 
         server_id = factory.create_server("evacuate-up", **boot_spec.kwargs()).id
         before, _ = wait_for_server(admin, server_id, status="ACTIVE", timeout=timeouts.server_build,
                                     poll=polling)
+        status: int | None
         try:
             status = server_action(admin, server_id, "evacuate", {}, microversion="2.94").status
         except exceptions.HttpException as exc:
