@@ -4,7 +4,7 @@ FAIL  = the cloud broke a guarantee: AssertionError and its subclasses here
         (GuaranteeViolation, ServerFault, TraceViolation), and an unexpected
         4xx answer to a documented call.
 ERROR = the check could not run: InfraError and its subclasses (WaitTimeout,
-        HostUnreachable, HostCommandError), HTTP 5xx, connection failures,
+        HostUnreachable, HostCommandError, CloudAccessError), HTTP 5xx, connection failures,
         authentication failures, and any other exception (a suite bug).
 
 :func:`classify` is the single place that maps an exception to an outcome.
@@ -44,6 +44,10 @@ class WaitTimeout(InfraError):
 
 class HostUnreachable(InfraError):
     """SSH to a hypervisor host failed (connect, auth, host key)."""
+
+
+class CloudAccessError(InfraError):
+    """Keystone could not be reached or refused the credentials of a clouds.yaml cloud."""
 
 
 class HostCommandError(InfraError):

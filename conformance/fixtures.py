@@ -61,10 +61,20 @@ def optional(request: pytest.FixtureRequest, name: str) -> Any:
 
 def open_connection(cloud: str, clouds_yaml: Path | None, api_timeout: float) -> Any:
     """Connect to clouds.yaml entry ``cloud`` and pin the compute microversion."""
+    from keystoneauth1.exceptions import ClientException
+
+    from conformance.connect import access_error, retry_idempotent
+
     config = OpenStackConfig(config_files=[str(clouds_yaml)] if clouds_yaml else None)
-    region = config.get_one(cloud=cloud, api_timeout=api_timeout)
+    # keystoneauth retries would repeat any method; only retry_idempotent's GET retries remain.
+    region = config.get_one(cloud=cloud, api_timeout=api_timeout, connect_retries=0,
+                            status_code_retries=0, image_status_code_retries=0)
     conn = openstack.connection.Connection(config=region)
-    pin_microversion(conn, COMPUTE_CEILING)
+    retry_idempotent(conn)
+    try:
+        pin_microversion(conn, COMPUTE_CEILING)  # the first request: authenticates
+    except ClientException as exc:
+        raise access_error(exc, cloud, clouds_yaml) from None  # its message carries exc
     return conn
 
 

@@ -156,7 +156,7 @@ def load_profile(path: str | Path) -> Profile:
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise ProfileError(path, "-", f"not valid YAML ({exc})", "fix the YAML syntax") from None
+        raise ProfileError(path, "-", yaml_problem(exc), "fix the YAML syntax") from None
     if not isinstance(data, dict):
         raise ProfileError(path, "-", "the top level is not a mapping",
                            "start the file with keys such as `name:` and `roles:`")
@@ -169,6 +169,14 @@ def load_profile(path: str | Path) -> Profile:
     return profile
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML syntax error in one line: where and what."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"not valid YAML{where} ({what})"
+
+
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     def fix(value: Any) -> Any:
         if not isinstance(value, str):
@@ -178,7 +186,8 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
 
     if "clouds_yaml" in data:
         data["clouds_yaml"] = fix(data["clouds_yaml"])
-    for host in [*(data.get("hosts") or {}).values(), data.get("controller")]:
+    hosts = data.get("hosts")
+    for host in [*(hosts.values() if isinstance(hosts, dict) else []), data.get("controller")]:
         if isinstance(host, dict):
             for key in ("key_file", "known_hosts"):
                 if key in host:
@@ -190,6 +199,9 @@ def _first_error(path: Path, exc: ValidationError) -> ProfileError:
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"]) or "-"
     kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden" and key.startswith("roles."):
+        known = ", ".join(Roles.model_fields)
+        return ProfileError(path, key, "unknown role", f"use one of: {known}")
     if kind == "extra_forbidden":
         return ProfileError(path, key, "unknown key", "remove it or correct its spelling")
     if kind == "missing":
@@ -198,7 +210,21 @@ def _first_error(path: Path, exc: ValidationError) -> ProfileError:
         known = ", ".join(sorted(CAPABILITIES))
         return ProfileError(path, key, msg.removeprefix("Value error, "),
                             f"use one of: {known}")
-    return ProfileError(path, key, msg, "see profiles/README.md for the expected type")
+    expected = _EXPECTED.get(kind)
+    fix = f"write {expected} (see profiles/README.md)" if expected else \
+        "correct the value (see profiles/README.md)"
+    return ProfileError(path, key, msg, fix)
+
+
+# What a value of each pydantic error type must be instead, for the fix of a wrong type.
+_EXPECTED = {
+    "float_parsing": "a number", "float_type": "a number", "int_parsing": "an integer",
+    "int_type": "an integer", "int_from_float": "an integer", "bool_parsing": "true or false",
+    "bool_type": "true or false", "string_type": "a string", "list_type": "a YAML list, e.g. [a, b]",
+    "dict_type": "a mapping of `key: value` lines", "model_type": "a mapping of `key: value` lines",
+    "model_attributes_type": "a mapping of `key: value` lines", "path_type": "a file path",
+    "literal_error": "one of the values listed",
+}
 
 
 def _check_files(path: Path, profile: Profile) -> None:
