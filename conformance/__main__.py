@@ -11,6 +11,13 @@
     with the Allure command line (installed from npm on first use).  Exit 6
     when it cannot be rendered.
 
+``scan-secrets --profile P [--reports DIR ...]``
+    Look for the profile's passwords, tokens, application-credential secrets
+    and private keys (and anything shaped like an issued token or a private
+    key) in every file under the directories (default reports/).  Exit 0
+    when none is found, 1 when any is (the files are listed, the secrets
+    never), 4 for a bad profile.
+
 ``catalogue [--check] [--markdown FILE]``
     Validate guarantees.yaml; with --check also fail (exit 1) when a guarantee
     has no test or a test names an unknown id; with --markdown write the
@@ -51,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--run", metavar="RUN_ID", help="only the resources of this run")
     which.add_argument("--all", action="store_true", help="the resources of every run")
     sweep.set_defaults(func=_sweep)
+    scan = commands.add_parser("scan-secrets", help="look for the profile's secrets in reports/")
+    scan.add_argument("--profile", required=True, metavar="PATH", help="deployment profile")
+    scan.add_argument("--reports", type=Path, action="append", metavar="DIR",
+                      help="directory or file to scan (repeatable; default reports)")
+    scan.set_defaults(func=_scan_secrets)
     catalogue = commands.add_parser("catalogue", help="validate the guarantee catalogue")
     catalogue.add_argument("--check", action="store_true",
                            help="also fail when a guarantee has no test (or a test an unknown id)")
@@ -100,6 +112,30 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"FAILED to delete {line}", file=sys.stderr)
     print(f"sweep of {scope}: {len(result.found)} found, {len(result.failures)} failed")
     return EXIT_ERROR if result.failures else EXIT_OK
+
+
+def _scan_secrets(args: argparse.Namespace) -> int:
+    from conformance import secrets_scan
+
+    try:
+        profile = load_profile(args.profile)
+    except ProfileError as exc:
+        print(f"ERROR: bad profile: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    roots = args.reports or [Path("reports")]
+    missing = [str(r) for r in roots if not r.exists()]
+    if missing:
+        print(f"ERROR: scan-secrets: {', '.join(missing)} does not exist", file=sys.stderr)
+        return EXIT_USAGE
+    wanted, short = secrets_scan.scannable(secrets_scan.collect(profile))
+    findings, files = secrets_scan.scan(roots, wanted)
+    for finding in findings:
+        print(f"SECRET {finding}", file=sys.stderr)
+    for secret in short:
+        print(f"warning: {secret.origin} is shorter than {secrets_scan.MIN_SCAN_LENGTH} characters: "
+              "not scanned", file=sys.stderr)
+    print(f"scan-secrets: {len(wanted)} secrets, {files} files, {len(findings)} finding(s)")
+    return EXIT_FAILED if findings else EXIT_OK
 
 
 def _catalogue(args: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ once, runs its teardown and leak check, then the cloud stops), and the exit code
 suite's (see DESIGN.md: 0, 1, 4, 6, or pytest's 2 and 5).  If the cloud does
 not come up the exit code is 6 (ERROR: the infrastructure could not decide).
 A report that cannot be rendered is reported but does not change the code.
+Before ``down``, ``scan-secrets`` looks for the profile's secrets in the
+reports; a finding turns a passing run's exit code into 6 (a suite bug).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         code = _pytest(workdir / "profile.yaml", pytest_args)
         if args.report:
             _report()
+        if _secrets_found(workdir / "profile.yaml", _reports_dir(pytest_args)) and code == 0:
+            code = EXIT_ERROR  # a report holding a secret is a suite bug
         return code
     finally:
         _embedded("down", workdir)
@@ -73,6 +77,26 @@ def _pytest(profile: Path, pytest_args: list[str]) -> int:
             except KeyboardInterrupt:
                 print("run_embedded: interrupted; the suite is cleaning up", file=sys.stderr, flush=True)
                 proc.send_signal(signal.SIGINT)
+
+
+def _reports_dir(pytest_args: list[str]) -> Path:
+    """The --reports directory the suite writes to (the plugin's default: reports)."""
+    for i, arg in enumerate(pytest_args):
+        if arg.startswith("--reports="):
+            return Path(arg.partition("=")[2])
+        if arg == "--reports" and i + 1 < len(pytest_args):
+            return Path(pytest_args[i + 1])
+    return Path("reports")
+
+
+def _secrets_found(profile: Path, reports: Path) -> bool:
+    """Scan the reports (and HTML) for the profile's secrets before `down` removes the profile."""
+    if not reports.is_dir():
+        return False
+    cmd = [sys.executable, "-m", "conformance", "scan-secrets", f"--profile={profile}",
+           f"--reports={reports}"]
+    print(f"run_embedded: {' '.join(cmd)}", flush=True)
+    return subprocess.run(cmd, check=False).returncode == 1
 
 
 def _report() -> None:

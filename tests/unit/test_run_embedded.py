@@ -17,11 +17,16 @@ class FakeRun:
     up_code: int = 0
     pytest_code: int = 1
     interrupt: bool = False
+    secrets: bool = False
     calls: list[tuple[str, ...]] = dataclasses.field(default_factory=list)
 
     def embedded(self, command: str, workdir: Path, *extra: str) -> int:
         self.calls.append((command, *extra))
         return self.up_code if command == "up" else 0
+
+    def scan(self, profile: Path, reports: Path) -> bool:
+        self.calls.append(("scan", str(reports)))
+        return self.secrets
 
     def pytest(self, profile: Path, args: list[str]) -> int:
         self.calls.append(("pytest", str(profile), *args))
@@ -37,6 +42,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeRun:
     monkeypatch.setattr(run_embedded, "_embedded", run.embedded)
     monkeypatch.setattr(run_embedded, "_pytest", run.pytest)
     monkeypatch.setattr(run_embedded, "_report", lambda: run.calls.append(("report",)))
+    monkeypatch.setattr(run_embedded, "_secrets_found", run.scan)
     return run
 
 
@@ -46,7 +52,17 @@ def test_exit_code_is_the_suites(fake: FakeRun, tmp_path: Path) -> None:
                               "-n", "2"])
     assert code == 1
     assert fake.calls == [("up", "--defect=x"), ("pytest", str(tmp_path / "profile.yaml"), "-n", "2"),
-                          ("report",), ("down",)]
+                          ("report",), ("scan", "reports"), ("down",)]
+
+
+@pytest.mark.parametrize(("pytest_code", "expected"), [(0, 6), (1, 1)])
+def test_secrets_in_reports_make_a_pass_an_error(fake: FakeRun, tmp_path: Path, pytest_code: int,
+                                                  expected: int) -> None:
+    """The reports directory given to pytest is scanned before down; a finding turns 0 into 6."""
+    fake.pytest_code, fake.secrets = pytest_code, True
+    code = run_embedded.main(["--workdir", str(tmp_path), "--", "--reports", "out/r"])
+    assert code == expected
+    assert fake.calls[-2:] == [("scan", "out/r"), ("down",)]
 
 
 def test_down_runs_when_up_fails(fake: FakeRun, tmp_path: Path) -> None:
