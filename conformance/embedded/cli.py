@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--soft-delete", nargs="?", type=int, const=DEFAULT_RECLAIM, default=None,
                     metavar="SECONDS", help="DELETE is a soft delete: reclaim_instance_interval = "
                     f"SECONDS (default {DEFAULT_RECLAIM}); the profile claims soft_delete")
+    up.add_argument("--faults", default=None, metavar="SPEC",
+                    help="once ready, make Nova/Placement API calls fail or answer slowly, e.g. "
+                    "5xx=0.05,slow=0.1:2.0,seed=7 (see conformance/embedded/faults.py)")
     up.add_argument("--periodic-interval", type=float, metavar="S",
                     help="seconds between Nova's periodic task runs")
     up.add_argument("--port", action="append", default=[], type=_port, metavar="SERVICE=PORT",
@@ -74,6 +77,10 @@ def _validate_up(args: argparse.Namespace) -> None:
         raise ValueError("--periodic-interval must be positive")
     if args.soft_delete is not None and args.soft_delete <= 0:
         raise ValueError("--soft-delete must be a positive number of seconds")
+    if args.faults is not None:
+        from conformance.embedded.faults import parse_spec
+
+        parse_spec(args.faults)  # raises ValueError naming the bad part
     for patch in args.patch:
         if patch.suffix != ".py" or not patch.is_file():
             raise ValueError(f"--patch {patch}: not an existing .py file")
@@ -109,7 +116,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         workdir=layout.root, hosts=args.hosts, shared_storage=args.shared_storage,
         defects=args.defect, patches=[p.resolve() for p in args.patch],
         periodic_interval=args.periodic_interval, ports=dict(args.port), timeout=args.timeout,
-        soft_delete=args.soft_delete,
+        soft_delete=args.soft_delete, faults=args.faults,
         nova_module=args.nova_module or orchestrator.NOVA_MODULE)
     orchestrator.check_fixed_ports(opts)
     with locked(layout):

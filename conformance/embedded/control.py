@@ -8,9 +8,12 @@ POST    /periodics                      run the periodic tasks now
 GET     /defects                        the defect catalogue
 POST    /defects/<name>                 switch a defect on
 DELETE  /defects/<name>                 switch a defect off
+GET     /faults                         injected API faults and their counters
+POST    /faults?spec=5xx=0.05,...       inject API faults (see faults.py)
+DELETE  /faults                         stop injecting faults
 ======  ==============================  =====================================
 
-Every answer is JSON; errors are ``{"error": "..."}`` with 404, 405 or 500.
+Every answer is JSON; errors are ``{"error": "..."}`` with 400, 404, 405 or 500.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ class ControlApp:
         method = environ["REQUEST_METHOD"]
         parts = [p for p in environ.get("PATH_INFO", "").split("/") if p]
         try:
-            status, body = self.route(method, parts)
+            status, body = self.route(method, parts, environ.get("QUERY_STRING", ""))
         except HTTPError as exc:
             status, body = exc.status, {"error": str(exc)}
         except Exception as exc:
@@ -88,8 +91,11 @@ class ControlApp:
             status, body = "500 Internal Server Error", {"error": repr(exc)}
         return _respond(start_response, status, body)
 
-    def route(self, method: str, parts: list[str]) -> tuple[str, Any]:
+    def route(self, method: str, parts: list[str], query: str = "") -> tuple[str, Any]:
         """Dispatch one request; returns (status, JSON body)."""
+        if parts == ["faults"]:
+            self._allow(method, "GET", "POST", "DELETE")
+            return "200 OK", self.faults(method, query)
         if parts == ["health"]:
             self._allow(method, "GET")
             return "200 OK", self.health()
@@ -130,6 +136,23 @@ class ControlApp:
         getattr(self.cloud, f"{action}_compute" if action in COMPUTE_ACTIONS[:3] else action)(host)
         LOG.info("control: %s %s", action, host)
         return {"host": host, "action": action, "state": self.cloud.compute_states()[host]}
+
+    @staticmethod
+    def faults(method: str, query: str) -> dict[str, Any]:
+        """Show, set (``?spec=5xx=0.05,...``) or stop the injected API faults."""
+        import urllib.parse
+
+        from conformance.embedded.faults import FAULTS, parse_spec
+
+        if method == "POST":
+            spec = urllib.parse.parse_qs(query).get("spec", [""])[0]
+            try:
+                FAULTS.set(parse_spec(spec))
+            except ValueError as exc:
+                raise HTTPError("400 Bad Request", str(exc)) from None
+        elif method == "DELETE":
+            FAULTS.set(None)
+        return FAULTS.status()
 
     @staticmethod
     def switch_defect(name: str, on: bool) -> dict[str, Any]:

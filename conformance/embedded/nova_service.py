@@ -205,8 +205,12 @@ def main(argv: list[str] | None = None) -> NoReturn:
     servers: list[Any] = []
     try:
         cloud = _build_cloud(config, _log_handlers(config, _register_hosts(config)))
-        servers = [_serve(cloud.nova_app(), config.bind, config.nova_port, "nova-api"),
-                   _serve(cloud.placement_app(), config.bind, config.placement_port, "placement")]
+        from conformance.embedded.faults import FaultInjector
+
+        servers = [_serve(FaultInjector(cloud.nova_app(), "nova"), config.bind, config.nova_port,
+                          "nova-api"),
+                   _serve(FaultInjector(cloud.placement_app(), "placement"), config.bind,
+                          config.placement_port, "placement")]
         from conformance.embedded.control import ControlApp
 
         servers.append(_serve(ControlApp(cloud), config.bind, config.control_port, "control"))

@@ -55,6 +55,7 @@ class UpOptions:
     timeout: float = 300.0
     nova_module: str = NOVA_MODULE
     soft_delete: int | None = None  # reclaim_instance_interval (s): DELETE is a soft delete
+    faults: str | None = None  # API fault spec, switched on once the cloud is ready (faults.py)
 
 
 class Progress:
@@ -304,6 +305,19 @@ class Up:
         if unknown:
             raise StartError(f"unknown defect {unknown[0]!r}; known: {', '.join(sorted(known))}")
 
+    def _start_faults(self) -> None:
+        """Switch the API faults on last, so that ``up``'s own calls never meet them."""
+        if not self.opts.faults:
+            return
+        import urllib.parse
+
+        query = urllib.parse.urlencode({"spec": self.opts.faults})
+        code, body = call_json("POST", f"{self.state['urls']['control']}/faults?{query}", timeout=10)
+        if code != 200:
+            raise StartError(f"POST /faults answered {code}: {body}", self.layout.log("nova-service"))
+        self.state["faults"] = body["spec"]
+        self.say(f"API faults on: {body['spec']}")
+
     def _wait_sshd(self) -> None:
         for h in [*self.hosts, self.controller]:
             self._wait(f"sshd-{h.name}", lambda h=h: sshd.banner_ok(h.address, h.port),
@@ -323,6 +337,7 @@ class Up:
         self._setup_glance()
         self._setup_nova()
         self._wait_sshd()
+        self._start_faults()
         self.state.update(status="ready", ready_s=round(self.say.elapsed(), 1))
         write_state(self.layout, self.state)
         profilegen.write_profile(self.layout.profile, self.state, self.layout.root,
