@@ -118,24 +118,53 @@ def call_with(real: Callable[..., Any], self: Any, args: tuple[Any, ...],
     return real(*bound.args, **bound.kwargs)
 
 
-def _arg(real: Callable[..., Any], self: Any, args: tuple[Any, ...],
-         kwargs: dict[str, Any], name: str) -> Any:
+def bound_arguments(real: Callable[..., Any], self: Any, args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of a call of ``real`` by name, defaults included, however they were passed."""
     bound = inspect.signature(real).bind(self, *args, **kwargs)
     bound.apply_defaults()
-    return bound.arguments[name]
+    return dict(bound.arguments)
 
 
-def _driver() -> Any:
+def bound_argument(real: Callable[..., Any], self: Any, args: tuple[Any, ...],
+                   kwargs: dict[str, Any], name: str) -> Any:
+    """Argument ``name`` of a call of ``real`` (its default if the caller left it out)."""
+    return bound_arguments(real, self, args, kwargs)[name]
+
+
+def embedded_driver() -> Any:
+    """The embedded cloud's virt driver class (imported when a defect is installed)."""
     from conformance.embedded.driver import EmbeddedDriver
 
     return EmbeddedDriver
+
+
+def compute_manager() -> Any:
+    """Nova's ComputeManager class (imported when a defect is installed)."""
+    from nova.compute import manager
+
+    return manager.ComputeManager
+
+
+def drop_event(name: str, event: str) -> None:
+    """While ``name`` is on, never record the instance-action event ``event`` (EventReporter does nothing)."""
+    from nova.compute import utils
+
+    def enter(self: Any, real: Any) -> Any:
+        return self if self.event_name == event else real(self)
+
+    def leave(self: Any, real: Any, *exc: Any) -> Any:
+        return False if self.event_name == event else real(self, *exc)
+
+    switch_method(utils.EventReporter, "__enter__", name, enter)
+    switch_method(utils.EventReporter, "__exit__", name, leave)
 
 
 # ------------------------------------------------------------------ host state
 @defect(HOST, "pause-leaves-domain-running")
 def _pause_noop(name: str, cloud: Any) -> None:
     """Pause leaves the domain running: the API says PAUSED, virsh says running."""
-    switch_method(_driver(), "pause", name, lambda self, real, instance: self._require(instance))
+    switch_method(embedded_driver(), "pause", name, lambda self, real, instance: self._require(instance))
 
 
 @defect(HOST, "launch-wrong-power-state")
@@ -144,12 +173,12 @@ def _launch_not_started(name: str, cloud: Any) -> None:
     from nova.compute import vm_states
 
     def spawn(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        instance = _arg(real, self, args, kwargs, "instance")
+        instance = bound_argument(real, self, args, kwargs, "instance")
         if instance.vm_state == vm_states.BUILDING:
             return call_with(real, self, args, kwargs, power_on=False)
         return real(self, *args, **kwargs)
 
-    switch_method(_driver(), "spawn", name, spawn)
+    switch_method(embedded_driver(), "spawn", name, spawn)
 
 
 @defect(HOST, "suspend-no-managed-save")
@@ -159,7 +188,7 @@ def _suspend_destroys(name: str, cloud: Any) -> None:
         self._require(instance)
         self.hv.destroy(instance.name)
 
-    switch_method(_driver(), "suspend", name, suspend)
+    switch_method(embedded_driver(), "suspend", name, suspend)
 
 
 @defect(HOST, "rescue-no-rescue-disk")
@@ -167,23 +196,23 @@ def _rescue_without_disk(name: str, cloud: Any) -> None:
     """Rescue boots the original disk again: no disk.rescue, no rescue device."""
     def rescue(self: Any, real: Any, *args: Any, **kwargs: Any) -> None:
         real(self, *args, **kwargs)
-        instance = _arg(real, self, args, kwargs, "instance")
+        instance = bound_argument(real, self, args, kwargs, "instance")
         (self.hv.instance_dir(instance.uuid) / "disk.rescue").unlink(missing_ok=True)
         self.hv.define(instance.name, instance.uuid, instance.flavor.vcpus,
                        instance.flavor.memory_mb, self._disks(instance))
 
-    switch_method(_driver(), "rescue", name, rescue)
+    switch_method(embedded_driver(), "rescue", name, rescue)
 
 
 @defect(HOST, "hard-reboot-no-redefine")
 def _hard_reboot_is_soft(name: str, cloud: Any) -> None:
     """A HARD reboot behaves like a SOFT one: the domain is not destroyed and redefined."""
     def reboot(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        if _arg(real, self, args, kwargs, "reboot_type") == "HARD":
+        if bound_argument(real, self, args, kwargs, "reboot_type") == "HARD":
             return call_with(real, self, args, kwargs, reboot_type="SOFT")
         return real(self, *args, **kwargs)
 
-    switch_method(_driver(), "reboot", name, reboot)
+    switch_method(embedded_driver(), "reboot", name, reboot)
 
 
 @defect(HOST, "soft-reboot-redefines")
@@ -192,7 +221,7 @@ def _soft_reboot_is_hard(name: str, cloud: Any) -> None:
     def reboot(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
         return call_with(real, self, args, kwargs, reboot_type="HARD")
 
-    switch_method(_driver(), "reboot", name, reboot)
+    switch_method(embedded_driver(), "reboot", name, reboot)
 
 
 @defect(HOST, "stop-undefines-domain")
@@ -202,11 +231,11 @@ def _stop_undefines(name: str, cloud: Any) -> None:
 
     def power_off(self: Any, real: Any, *args: Any, **kwargs: Any) -> None:
         real(self, *args, **kwargs)
-        instance = _arg(real, self, args, kwargs, "instance")
+        instance = bound_argument(real, self, args, kwargs, "instance")
         if instance.task_state == task_states.POWERING_OFF:
             self.hv.undefine(instance.name)
 
-    switch_method(_driver(), "power_off", name, power_off)
+    switch_method(embedded_driver(), "power_off", name, power_off)
 
 
 # ------------------------------------------------------------------ host cleanup
@@ -220,7 +249,7 @@ def _delete_keeps_files(name: str, cloud: Any) -> None:
             return True
         return bool(real(self, instance))
 
-    switch_method(_driver(), "delete_instance_files", name, delete_files)
+    switch_method(embedded_driver(), "delete_instance_files", name, delete_files)
 
 
 @defect(CLEANUP, "resize-confirm-leaves-resize-dir")
@@ -231,18 +260,18 @@ def _confirm_keeps_resize_dir(name: str, cloud: Any) -> None:
         if instance.host != self._host:
             self.hv.undefine(instance.name)
 
-    switch_method(_driver(), "confirm_migration", name, confirm)
+    switch_method(embedded_driver(), "confirm_migration", name, confirm)
 
 
 @defect(CLEANUP, "live-migration-leaves-source-dir")
 def _live_migration_keeps_source(name: str, cloud: Any) -> None:
     """A block live migration leaves the instance directory on the source host."""
     def cleanup(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        if _arg(real, self, args, kwargs, "migrate_data") is not None:
+        if bound_argument(real, self, args, kwargs, "migrate_data") is not None:
             return call_with(real, self, args, kwargs, destroy_disks=False)
         return real(self, *args, **kwargs)
 
-    switch_method(_driver(), "cleanup", name, cleanup)
+    switch_method(embedded_driver(), "cleanup", name, cleanup)
 
 
 # ------------------------------------------------------------------ image
@@ -256,7 +285,7 @@ def _snapshot_uploads_nothing(name: str, cloud: Any) -> None:
         self._require(instance)
         update_task_state(task_state=task_states.IMAGE_UPLOADING)
 
-    switch_method(_driver(), "snapshot", name, snapshot)
+    switch_method(embedded_driver(), "snapshot", name, snapshot)
 
 
 from conformance.embedded import (  # noqa: E402  (they register the rest)

@@ -14,12 +14,13 @@ from conformance.embedded.defects import (
     HOST,
     PLACEMENT,
     SERVER,
-    _driver,
+    compute_manager,
     defect,
+    drop_event,
+    embedded_driver,
     switch_method,
 )
-from conformance.embedded.defects_inplace import _frees_allocations, _manager
-from conformance.embedded.defects_moves import _drop_event
+from conformance.embedded.defects_inplace import _frees_allocations
 
 
 # ------------------------------------------------------------------ launch
@@ -49,7 +50,7 @@ def _host_shown_to_member(name: str, cloud: Any) -> None:
 @defect(ACTIONS, "build-event-missing")  # LAUNCH-04
 def _no_build_event(name: str, cloud: Any) -> None:
     """The compute__do_build_and_run_instance event of a create is never recorded."""
-    _drop_event(name, "compute__do_build_and_run_instance")
+    drop_event(name, "compute__do_build_and_run_instance")
 
 
 @defect(PLACEMENT, "launch-frees-allocations")  # LAUNCH-05
@@ -66,7 +67,7 @@ def _launch_no_console_log(name: str, cloud: Any) -> None:
         (self.hv.instance_dir(instance.uuid) / "console.log").unlink(missing_ok=True)
         return result
 
-    switch_method(_driver(), "spawn", name, spawn)
+    switch_method(embedded_driver(), "spawn", name, spawn)
 
 
 # ------------------------------------------------------------------ pause
@@ -81,7 +82,7 @@ def _pause_reports_running(name: str, cloud: Any) -> None:
         instance.save()
         return result
 
-    switch_method(_manager(), "pause_instance", name, pause)
+    switch_method(compute_manager(), "pause_instance", name, pause)
 
 
 @defect(SERVER, "pause-drops-addresses")  # PAUSE-02
@@ -95,13 +96,13 @@ def _pause_drops_addresses(name: str, cloud: Any) -> None:
         instance.info_cache.save()
         return result
 
-    switch_method(_manager(), "pause_instance", name, pause)
+    switch_method(compute_manager(), "pause_instance", name, pause)
 
 
 @defect(ACTIONS, "pause-event-missing")  # PAUSE-03
 def _no_pause_event(name: str, cloud: Any) -> None:
     """The compute_pause_instance event of a pause is never recorded."""
-    _drop_event(name, "compute_pause_instance")
+    drop_event(name, "compute_pause_instance")
 
 
 @defect(PLACEMENT, "pause-frees-allocations")  # PAUSE-04
@@ -128,4 +129,4 @@ def _delete_answers_202(name: str, cloud: Any) -> None:
 @defect(ACTIONS, "terminate-event-missing")  # DELETE-02
 def _no_terminate_event(name: str, cloud: Any) -> None:
     """The compute_terminate_instance event of a delete is never recorded."""
-    _drop_event(name, "compute_terminate_instance")
+    drop_event(name, "compute_terminate_instance")

@@ -12,30 +12,22 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from conformance.embedded.defects import ACTIONS, HOST, PLACEMENT, Installer, defect, switch_method
+from conformance.embedded.defects import (
+    ACTIONS,
+    HOST,
+    PLACEMENT,
+    Installer,
+    bound_argument,
+    compute_manager,
+    defect,
+    drop_event,
+    embedded_driver,
+    switch_method,
+)
 
 POWER = "power-state"
 GATE = "state-gates"
 _STOPPED_BEFORE_RESCUE: set[str] = set()
-
-
-def _bound(real: Callable[..., Any], self: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-           name: str) -> Any:
-    bound = inspect.signature(real).bind(self, *args, **kwargs)
-    bound.apply_defaults()
-    return bound.arguments[name]
-
-
-def _driver() -> Any:
-    from conformance.embedded.driver import EmbeddedDriver
-
-    return EmbeddedDriver
-
-
-def _manager() -> Any:
-    from nova.compute import manager
-
-    return manager.ComputeManager
 
 
 def _domain_state(driver: Any, instance: Any) -> str | None:
@@ -47,14 +39,14 @@ def _after_reboot(kind: str, when: Callable[[str | None], bool], then: Callable[
                   name: str) -> None:
     """Patch the driver's reboot: for ``kind`` reboots whose guest was ``when(state)``, run ``then``."""
     def reboot(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        instance = _bound(real, self, args, kwargs, "instance")
+        instance = bound_argument(real, self, args, kwargs, "instance")
         before = _domain_state(self, instance)
         result = real(self, *args, **kwargs)
-        if _bound(real, self, args, kwargs, "reboot_type") == kind and when(before):
+        if bound_argument(real, self, args, kwargs, "reboot_type") == kind and when(before):
             then(self, instance, before)
         return result
 
-    switch_method(_driver(), "reboot", name, reboot)
+    switch_method(embedded_driver(), "reboot", name, reboot)
 
 
 def _pull_plug(driver: Any, instance: Any, *_: Any) -> None:
@@ -65,7 +57,7 @@ def _pull_plug(driver: Any, instance: Any, *_: Any) -> None:
 @defect(POWER, "stop-leaves-guest-running")  # POWER-01
 def _stop_noop(name: str, cloud: Any) -> None:
     """Stop does not power the guest off: SHUTOFF with power_state 1, the domain still running."""
-    switch_method(_driver(), "power_off", name,
+    switch_method(embedded_driver(), "power_off", name,
                   lambda self, real, instance, *a, **k: self._require(instance))
 
 
@@ -74,9 +66,9 @@ def _start_off(name: str, cloud: Any) -> None:
     """Start redefines the domain but leaves it shut off: ACTIVE with power_state 4."""
     def power_on(self: Any, real: Any, *args: Any, **kwargs: Any) -> None:
         real(self, *args, **kwargs)
-        _pull_plug(self, _bound(real, self, args, kwargs, "instance"))
+        _pull_plug(self, bound_argument(real, self, args, kwargs, "instance"))
 
-    switch_method(_driver(), "power_on", name, power_on)
+    switch_method(embedded_driver(), "power_on", name, power_on)
 
 
 @defect(POWER, "soft-reboot-leaves-guest-off")  # REBOOT-01
@@ -127,8 +119,8 @@ def _suspend_s3(name: str, cloud: Any) -> None:
             return
         real(self, context, instance, *args, **kwargs)
 
-    switch_method(_driver(), "suspend", name, suspend)
-    switch_method(_driver(), "resume", name, resume)
+    switch_method(embedded_driver(), "suspend", name, suspend)
+    switch_method(embedded_driver(), "resume", name, resume)
 
 
 @defect(POWER, "rescue-guest-not-started")  # RESCUE-01
@@ -136,9 +128,9 @@ def _rescue_off(name: str, cloud: Any) -> None:
     """Rescue defines the rescue domain but never starts it: RESCUE with power_state 4."""
     def rescue(self: Any, real: Any, *args: Any, **kwargs: Any) -> None:
         real(self, *args, **kwargs)
-        _pull_plug(self, _bound(real, self, args, kwargs, "instance"))
+        _pull_plug(self, bound_argument(real, self, args, kwargs, "instance"))
 
-    switch_method(_driver(), "rescue", name, rescue)
+    switch_method(embedded_driver(), "rescue", name, rescue)
 
 
 @defect(POWER, "unrescue-keeps-stopped-guest-off")  # RESCUE-02
@@ -147,7 +139,7 @@ def _unrescue_off(name: str, cloud: Any) -> None:
     from conformance.embedded.hoststate import SHUTOFF
 
     def rescue(self: Any, real: Any, *args: Any, **kwargs: Any) -> None:
-        instance = _bound(real, self, args, kwargs, "instance")
+        instance = bound_argument(real, self, args, kwargs, "instance")
         if _domain_state(self, instance) == SHUTOFF:
             _STOPPED_BEFORE_RESCUE.add(instance.uuid)
         real(self, *args, **kwargs)
@@ -158,8 +150,8 @@ def _unrescue_off(name: str, cloud: Any) -> None:
             _STOPPED_BEFORE_RESCUE.discard(instance.uuid)
             _pull_plug(self, instance)
 
-    switch_method(_driver(), "rescue", name, rescue)
-    switch_method(_driver(), "unrescue", name, unrescue)
+    switch_method(embedded_driver(), "rescue", name, rescue)
+    switch_method(embedded_driver(), "unrescue", name, unrescue)
 
 
 @defect(POWER, "snapshot-records-saved-power-state")  # SNAPSHOT-02
@@ -169,11 +161,11 @@ def _snapshot_power(name: str, cloud: Any) -> None:
 
     def snapshot_instance(self: Any, real: Any, *args: Any, **kwargs: Any) -> None:
         real(self, *args, **kwargs)
-        instance = _bound(real, self, args, kwargs, "instance")
+        instance = bound_argument(real, self, args, kwargs, "instance")
         instance.power_state = power_state.SHUTDOWN
         instance.save()
 
-    switch_method(_manager(), "snapshot_instance", name, snapshot_instance)
+    switch_method(compute_manager(), "snapshot_instance", name, snapshot_instance)
 
 
 # ------------------------------------------------------------------ state gates (API depth)
@@ -209,12 +201,12 @@ def _reboot_rescued(name: str, cloud: Any) -> None:
 def _frees_allocations(method: str, name: str) -> None:
     def act(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
         result = real(self, *args, **kwargs)
-        context = _bound(real, self, args, kwargs, "context")
+        context = bound_argument(real, self, args, kwargs, "context")
         self.reportclient.delete_allocation_for_instance(
-            context, _bound(real, self, args, kwargs, "instance").uuid, force=True)
+            context, bound_argument(real, self, args, kwargs, "instance").uuid, force=True)
         return result
 
-    switch_method(_manager(), method, name, act)
+    switch_method(compute_manager(), method, name, act)
 
 
 @defect(PLACEMENT, "stop-frees-allocations")  # POWER-04
@@ -241,23 +233,14 @@ def _snapshot_unpauses(name: str, cloud: Any) -> None:
         if paused:
             self.hv.unpause(instance.name)
 
-    switch_method(_driver(), "snapshot", name, snapshot)
+    switch_method(embedded_driver(), "snapshot", name, snapshot)
 
 
 # ------------------------------------------------------------------ instance action events
 def _drop_event(event: str) -> Installer:
     """An installer that keeps compute event ``event`` out of the instance action."""
     def install(name: str, cloud: Any) -> None:
-        from nova.compute import utils as compute_utils
-
-        def enter(self: Any, real: Any) -> Any:
-            return self if self.event_name == event else real(self)
-
-        def leave(self: Any, real: Any, *exc: Any) -> Any:
-            return False if self.event_name == event else real(self, *exc)
-
-        switch_method(compute_utils.EventReporter, "__enter__", name, enter)
-        switch_method(compute_utils.EventReporter, "__exit__", name, leave)
+        drop_event(name, event)
 
     install.__doc__ = f"The {event} event is never recorded: its instance action has no compute event."
     return install

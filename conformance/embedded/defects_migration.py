@@ -10,7 +10,6 @@ left in the wrong status, a host left uncleaned.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import shutil
 import threading
@@ -24,7 +23,10 @@ from conformance.embedded.defects import (
     HOST,
     PLACEMENT,
     SERVER,
+    bound_argument,
+    compute_manager,
     defect,
+    embedded_driver,
     switch_method,
 )
 
@@ -32,25 +34,6 @@ MIGRATION = "migration-records"
 # long enough for a poller (2 s apart at most, plus slow answers on a loaded host) to see it
 FLIP_SECONDS = 15.0
 _LOCAL = threading.local()
-
-
-def _driver() -> Any:
-    from conformance.embedded.driver import EmbeddedDriver
-
-    return EmbeddedDriver
-
-
-def _manager() -> Any:
-    from nova.compute import manager
-
-    return manager.ComputeManager
-
-
-def _argument(real: Callable[..., Any], self: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-              name: str) -> Any:
-    bound = inspect.signature(real).bind(self, *args, **kwargs)
-    bound.apply_defaults()
-    return bound.arguments[name]
 
 
 @contextlib.contextmanager
@@ -118,12 +101,12 @@ def _merge_allocations(report: Any, context: Any, source: str, target: str) -> N
 def _migrate_renumbers(name: str, cloud: Any) -> None:
     """A cold migration gives the server a new fixed IP on the destination."""
     def finish(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        migration = _argument(real, self, args, kwargs, "migration")
+        migration = bound_argument(real, self, args, kwargs, "migration")
         if migration.migration_type == "migration":
-            _renumber_ports(cloud, _argument(real, self, args, kwargs, "instance").uuid)
+            _renumber_ports(cloud, bound_argument(real, self, args, kwargs, "instance").uuid)
         return real(self, *args, **kwargs)
 
-    switch_method(_manager(), "_finish_resize", name, finish)
+    switch_method(compute_manager(), "_finish_resize", name, finish)
 
 
 @defect(MIGRATION, "confirm-leaves-migration-confirming")
@@ -161,13 +144,13 @@ def _merge_on_finish(name: str, cloud: Any) -> None:
     """In VERIFY_RESIZE the instance consumer holds source and destination; the migration nothing."""
     def finish(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
         result = real(self, *args, **kwargs)
-        migration = _argument(real, self, args, kwargs, "migration")
+        migration = bound_argument(real, self, args, kwargs, "migration")
         if migration.migration_type == "migration":
-            _merge_allocations(self.reportclient, _argument(real, self, args, kwargs, "context"),
+            _merge_allocations(self.reportclient, bound_argument(real, self, args, kwargs, "context"),
                                migration.uuid, migration.instance_uuid)
         return result
 
-    switch_method(_manager(), "_finish_resize", name, finish)
+    switch_method(compute_manager(), "_finish_resize", name, finish)
 
 
 def _keep_migration_allocation(name: str, migration_type: str) -> None:
@@ -176,7 +159,7 @@ def _keep_migration_allocation(name: str, migration_type: str) -> None:
             return None
         return real(self, context, instance, migration)
 
-    switch_method(_manager(), "_delete_allocation_after_move", name, delete)
+    switch_method(compute_manager(), "_delete_allocation_after_move", name, delete)
 
 
 @defect(PLACEMENT, "confirm-keeps-migration-allocation")
@@ -188,15 +171,15 @@ def _confirm_keeps(name: str, cloud: Any) -> None:
 @defect(PLACEMENT, "revert-keeps-allocations")
 def _revert_no_swap(name: str, cloud: Any) -> None:
     """Reverting leaves the instance's allocation on the destination and the migration's on the source."""
-    switch_method(_manager(), "_revert_allocation", name,
+    switch_method(compute_manager(), "_revert_allocation", name,
                   lambda self, real, context, instance, migration: False)
 
 
 @defect(CLEANUP, "revert-leaves-destination-files")
 def _revert_keeps_files(name: str, cloud: Any) -> None:
     """Reverting a migration undefines the destination domain but leaves its instance directory."""
-    _mark_thread(_manager(), "revert_resize", "reverting")
-    _while("reverting", _manager(), "_is_instance_storage_shared", name,
+    _mark_thread(compute_manager(), "revert_resize", "reverting")
+    _while("reverting", compute_manager(), "_is_instance_storage_shared", name,
            lambda self, real, *args, **kwargs: True)
 
 
@@ -205,10 +188,10 @@ def _revert_keeps_files(name: str, cloud: Any) -> None:
 def _live_renumbers(name: str, cloud: Any) -> None:
     """A live migration gives the server a new fixed IP on the destination."""
     def post(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        _renumber_ports(cloud, _argument(real, self, args, kwargs, "instance").uuid)
+        _renumber_ports(cloud, bound_argument(real, self, args, kwargs, "instance").uuid)
         return real(self, *args, **kwargs)
 
-    switch_method(_manager(), "post_live_migration_at_destination", name, post)
+    switch_method(compute_manager(), "post_live_migration_at_destination", name, post)
 
 
 @defect(SERVER, "live-migration-flips-power-state")
@@ -217,7 +200,7 @@ def _live_flips_power(name: str, cloud: Any) -> None:
     from nova.compute import power_state
 
     def migrate(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        instance = _argument(real, self, args, kwargs, "instance")
+        instance = bound_argument(real, self, args, kwargs, "instance")
         if instance.power_state == power_state.RUNNING:
             instance.power_state = power_state.PAUSED
             instance.save()
@@ -226,7 +209,7 @@ def _live_flips_power(name: str, cloud: Any) -> None:
             instance.save()
         return real(self, *args, **kwargs)
 
-    switch_method(_driver(), "live_migration", name, migrate)
+    switch_method(embedded_driver(), "live_migration", name, migrate)
 
 
 @defect(HOST, "live-migration-resumes-paused-guest")
@@ -236,13 +219,13 @@ def _live_resumes(name: str, cloud: Any) -> None:
 
     def post(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
         result = real(self, *args, **kwargs)
-        instance = _argument(real, self, args, kwargs, "instance")
+        instance = bound_argument(real, self, args, kwargs, "instance")
         dom = self.hv.get(instance.name)
         if dom is not None and dom.state == PAUSED:
             self.hv.unpause(instance.name)
         return result
 
-    switch_method(_driver(), "post_live_migration_at_destination", name, post)
+    switch_method(embedded_driver(), "post_live_migration_at_destination", name, post)
 
 
 @defect(MIGRATION, "live-migration-stays-running")
@@ -250,13 +233,13 @@ def _live_not_completed(name: str, cloud: Any) -> None:
     """A finished live migration's record stays `running` instead of `completed`."""
     def post(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
         result = real(self, *args, **kwargs)
-        migrate_data = _argument(real, self, args, kwargs, "migrate_data")
+        migrate_data = bound_argument(real, self, args, kwargs, "migrate_data")
         if migrate_data is not None and migrate_data.obj_attr_is_set("migration"):
             migrate_data.migration.status = "running"
             migrate_data.migration.save()
         return result
 
-    switch_method(_manager(), "_post_live_migration", name, post)
+    switch_method(compute_manager(), "_post_live_migration", name, post)
 
 
 @defect(PLACEMENT, "live-migration-keeps-migration-allocation")
@@ -271,15 +254,15 @@ def _shared_copies(name: str, cloud: Any) -> None:
     from conformance.embedded import hypervisor
 
     def migrate(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        instance = _argument(real, self, args, kwargs, "instance")
-        if self.hv.shares_instances_with(hypervisor.lookup(_argument(real, self, args, kwargs, "dest"))):
+        instance = bound_argument(real, self, args, kwargs, "instance")
+        if self.hv.shares_instances_with(hypervisor.lookup(bound_argument(real, self, args, kwargs, "dest"))):
             disk = self.hv.instance_dir(instance.uuid) / "disk"
             copy = disk.with_name("disk.copy")
             shutil.copyfile(disk, copy)
             os.replace(copy, disk)
         return real(self, *args, **kwargs)
 
-    switch_method(_driver(), "live_migration", name, migrate)
+    switch_method(embedded_driver(), "live_migration", name, migrate)
 
 
 # ------------------------------------------------------------------ evacuate
@@ -297,18 +280,18 @@ def _evacuate_while_up(name: str, cloud: Any) -> None:
 def _rebuild_evacuated(name: str, buggy: Callable[..., Any]) -> None:
     """switch_method on _do_rebuild_instance, misbehaving for evacuations only."""
     def rebuild(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        if _argument(real, self, args, kwargs, "evacuate"):
+        if bound_argument(real, self, args, kwargs, "evacuate"):
             return buggy(self, real, *args, **kwargs)
         return real(self, *args, **kwargs)
 
-    switch_method(_manager(), "_do_rebuild_instance", name, rebuild)
+    switch_method(compute_manager(), "_do_rebuild_instance", name, rebuild)
 
 
 @defect(SERVER, "evacuate-changes-ip")
 def _evacuate_renumbers(name: str, cloud: Any) -> None:
     """An evacuated server comes up on the destination with a new fixed IP."""
     def rebuild(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        _renumber_ports(cloud, _argument(real, self, args, kwargs, "instance").uuid)
+        _renumber_ports(cloud, bound_argument(real, self, args, kwargs, "instance").uuid)
         return real(self, *args, **kwargs)
 
     _rebuild_evacuated(name, rebuild)
@@ -330,8 +313,8 @@ def _evacuate_drops_source(name: str, cloud: Any) -> None:
 
     def rebuild(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
         result = real(self, *args, **kwargs)
-        context = _argument(real, self, args, kwargs, "context")
-        migration = _argument(real, self, args, kwargs, "migration")
+        context = bound_argument(real, self, args, kwargs, "context")
+        migration = bound_argument(real, self, args, kwargs, "migration")
         node = objects.ComputeNode.get_by_host_and_nodename(context, migration.source_compute,
                                                             migration.source_node)
         self.reportclient.remove_provider_tree_from_instance_allocation(context, migration.instance_uuid,
@@ -361,7 +344,7 @@ def _restart_keeps_allocation(name: str, cloud: Any) -> None:
     """A restarted source compute leaves the evacuated server's allocation on its provider."""
     from nova.scheduler.client import report
 
-    _mark_thread(_manager(), "_destroy_evacuated_instances", "evacuated_cleanup")
+    _mark_thread(compute_manager(), "_destroy_evacuated_instances", "evacuated_cleanup")
     _while("evacuated_cleanup", report.SchedulerReportClient,
            "remove_provider_tree_from_instance_allocation", name, lambda self, real, *args, **kwargs: True)
 
@@ -377,11 +360,11 @@ def _restart_not_completed(name: str, cloud: Any) -> None:
                 migration.save()
         return evacuations
 
-    switch_method(_manager(), "_destroy_evacuated_instances", name, cleanup)
+    switch_method(compute_manager(), "_destroy_evacuated_instances", name, cleanup)
 
 
 @defect(CLEANUP, "evacuated-source-not-cleaned")
 def _restart_keeps_guest(name: str, cloud: Any) -> None:
     """A restarted source compute leaves the evacuated server's domain and instance directory."""
-    _mark_thread(_manager(), "_destroy_evacuated_instances", "evacuated_cleanup")
-    _while("evacuated_cleanup", _driver(), "destroy", name, lambda self, real, *args, **kwargs: None)
+    _mark_thread(compute_manager(), "_destroy_evacuated_instances", "evacuated_cleanup")
+    _while("evacuated_cleanup", embedded_driver(), "destroy", name, lambda self, real, *args, **kwargs: None)

@@ -12,8 +12,6 @@ its own.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from typing import Any
 
 from conformance.embedded.defects import (
@@ -22,46 +20,18 @@ from conformance.embedded.defects import (
     HOST,
     PLACEMENT,
     SERVER,
+    bound_argument,
+    bound_arguments,
     call_with,
+    compute_manager,
     defect,
+    drop_event,
+    embedded_driver,
     switch_method,
 )
 
 POLICY = "policy"
 RESIZE = "resize"  # Migration.migration_type of a resize (the flavor changes)
-
-
-def _driver() -> Any:
-    from conformance.embedded.driver import EmbeddedDriver
-
-    return EmbeddedDriver
-
-
-def _manager() -> Any:
-    from nova.compute import manager
-
-    return manager.ComputeManager
-
-
-def _arguments(real: Callable[..., Any], self: Any, args: tuple[Any, ...],
-               kwargs: dict[str, Any]) -> dict[str, Any]:
-    bound = inspect.signature(real).bind(self, *args, **kwargs)
-    bound.apply_defaults()
-    return dict(bound.arguments)
-
-
-def _drop_event(name: str, event: str) -> None:
-    """Never record the instance-action event ``event`` (EventReporter does nothing for it)."""
-    from nova.compute import utils
-
-    def enter(self: Any, real: Any) -> Any:
-        return self if self.event_name == event else real(self)
-
-    def leave(self: Any, real: Any, *exc: Any) -> Any:
-        return False if self.event_name == event else real(self, *exc)
-
-    switch_method(utils.EventReporter, "__enter__", name, enter)
-    switch_method(utils.EventReporter, "__exit__", name, leave)
 
 
 def _delete_allocations(manager: Any, context: Any, consumer: str, consumer_type: str = "instance") -> None:
@@ -80,13 +50,13 @@ def _shelve_no_power_off(name: str, cloud: Any) -> None:
             return None
         return real(self, instance, *args, **kwargs)
 
-    switch_method(_driver(), "power_off", name, power_off)
+    switch_method(embedded_driver(), "power_off", name, power_off)
 
 
 @defect(CLEANUP, "unshelve-keeps-shelved-image")  # SHELVE-02
 def _shelved_image_kept(name: str, cloud: Any) -> None:
     """Unshelve never deletes the '<name>-shelved' snapshot image from Glance."""
-    switch_method(_manager(), "_delete_snapshot_of_shelved_instance", name,
+    switch_method(compute_manager(), "_delete_snapshot_of_shelved_instance", name,
                   lambda self, real, *args, **kwargs: None)
 
 
@@ -97,7 +67,7 @@ def _shelve_frees(name: str, cloud: Any) -> None:
         _delete_allocations(self, context, instance.uuid)  # before SHELVED is saved: no window
         return real(self, context, instance, *args, **kwargs)
 
-    switch_method(_manager(), "_shelve_instance", name, shelve)
+    switch_method(compute_manager(), "_shelve_instance", name, shelve)
 
 
 @defect(SERVER, "offload-keeps-host")  # SHELVE-04
@@ -110,7 +80,7 @@ def _offload_keeps_host(name: str, cloud: Any) -> None:
             return None
         return real(self, instance)
 
-    switch_method(_manager(), "_nil_out_instance_obj_host_and_node", name, nil_out)
+    switch_method(compute_manager(), "_nil_out_instance_obj_host_and_node", name, nil_out)
 
 
 @defect(CLEANUP, "offload-leaves-instance-dir")  # SHELVE-06
@@ -119,23 +89,23 @@ def _offload_keeps_files(name: str, cloud: Any) -> None:
     from nova.compute import task_states
 
     def destroy(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        if _arguments(real, self, args, kwargs)["instance"].task_state == task_states.SHELVING_OFFLOADING:
+        if bound_argument(real, self, args, kwargs, "instance").task_state == task_states.SHELVING_OFFLOADING:
             return call_with(real, self, args, kwargs, destroy_disks=False)
         return real(self, *args, **kwargs)
 
-    switch_method(_driver(), "destroy", name, destroy)
+    switch_method(embedded_driver(), "destroy", name, destroy)
 
 
 @defect(ACTIONS, "shelve-event-missing")  # SHELVE-07
 def _no_shelve_event(name: str, cloud: Any) -> None:
     """The compute_shelve_instance event of a shelve is never recorded."""
-    _drop_event(name, "compute_shelve_instance")
+    drop_event(name, "compute_shelve_instance")
 
 
 @defect(ACTIONS, "unshelve-schedule-event-missing")  # SHELVE-09
 def _no_schedule_event(name: str, cloud: Any) -> None:
     """The conductor's schedule_instances event of an unshelve is never recorded."""
-    _drop_event(name, "schedule_instances")
+    drop_event(name, "schedule_instances")
 
 
 @defect(PLACEMENT, "unshelve-loses-allocations")  # SHELVE-10
@@ -149,7 +119,7 @@ def _unshelve_unclaimed(name: str, cloud: Any) -> None:
             _delete_allocations(self, nova_context.get_admin_context(), instance.uuid)
         return real(self, instance, *args, **kwargs)
 
-    switch_method(_manager(), "_update_instance_after_spawn", name, after_spawn)
+    switch_method(compute_manager(), "_update_instance_after_spawn", name, after_spawn)
 
 
 @defect(POLICY, "unshelve-to-host-open")  # SHELVE-11
@@ -187,31 +157,31 @@ def _rebuild_forgets_stopped(name: str, cloud: Any) -> None:
     from nova.compute import vm_states
 
     def rebuild(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        arguments = _arguments(real, self, args, kwargs)
+        arguments = bound_arguments(real, self, args, kwargs)
         instance = arguments["instance"]
         if not arguments["evacuate"] and instance.vm_state == vm_states.STOPPED:
             instance.vm_state = vm_states.ACTIVE
         return real(self, *args, **kwargs)
 
-    switch_method(_manager(), "_do_rebuild_instance", name, rebuild)
+    switch_method(compute_manager(), "_do_rebuild_instance", name, rebuild)
 
 
 @defect(ACTIONS, "rebuild-server-event-missing")  # REBUILD-03
 def _no_rebuild_event(name: str, cloud: Any) -> None:
     """The conductor's rebuild_server event of a rebuild is never recorded."""
-    _drop_event(name, "rebuild_server")
+    drop_event(name, "rebuild_server")
 
 
 @defect(PLACEMENT, "rebuild-drops-allocations")  # REBUILD-04
 def _rebuild_frees(name: str, cloud: Any) -> None:
     """A rebuild (not an evacuation) deletes the server's allocations while it keeps running."""
     def rebuild(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        arguments = _arguments(real, self, args, kwargs)
+        arguments = bound_arguments(real, self, args, kwargs)
         if not arguments["evacuate"]:  # before the rebuilt server is saved ACTIVE: no window
             _delete_allocations(self, arguments["context"], arguments["instance"].uuid)
         return real(self, *args, **kwargs)
 
-    switch_method(_manager(), "_do_rebuild_instance", name, rebuild)
+    switch_method(compute_manager(), "_do_rebuild_instance", name, rebuild)
 
 
 @defect(HOST, "rebuild-keeps-old-disk")  # REBUILD-05
@@ -222,7 +192,7 @@ def _rebuild_keeps_disk(name: str, cloud: Any) -> None:
     old_disks: dict[str, list[dict[str, str]]] = {}
 
     def destroy(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        instance = _arguments(real, self, args, kwargs)["instance"]
+        instance = bound_argument(real, self, args, kwargs, "instance")
         if instance.task_state == task_states.REBUILDING:
             dom = self.hv.get(instance.name)
             if dom is not None:
@@ -232,15 +202,15 @@ def _rebuild_keeps_disk(name: str, cloud: Any) -> None:
 
     def spawn(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
         result = real(self, *args, **kwargs)
-        instance = _arguments(real, self, args, kwargs)["instance"]
+        instance = bound_argument(real, self, args, kwargs, "instance")
         disks = old_disks.pop(instance.uuid, None)
         if disks is not None:  # the kept disk is an overlay of the old image: so is the domain's
             self.hv.define(instance.name, instance.uuid, instance.flavor.vcpus, instance.flavor.memory_mb,
                            disks)
         return result
 
-    switch_method(_driver(), "destroy", name, destroy)
-    switch_method(_driver(), "spawn", name, spawn)
+    switch_method(embedded_driver(), "destroy", name, destroy)
+    switch_method(embedded_driver(), "spawn", name, spawn)
 
 
 # ------------------------------------------------------------------ resize
@@ -262,13 +232,13 @@ def _confirm_old_flavor(name: str, cloud: Any) -> None:
 def _resize_drops_source(name: str, cloud: Any) -> None:
     """In VERIFY_RESIZE the migration consumer holds nothing: the source allocation is gone."""
     def finish(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        arguments = _arguments(real, self, args, kwargs)
+        arguments = bound_arguments(real, self, args, kwargs)
         migration = arguments["migration"]
         if migration.migration_type == RESIZE:  # before VERIFY_RESIZE is saved: no window
             _delete_allocations(self, arguments["context"], migration.uuid, "migration")
         return real(self, *args, **kwargs)
 
-    switch_method(_manager(), "_finish_resize", name, finish)
+    switch_method(compute_manager(), "_finish_resize", name, finish)
 
 
 @defect(PLACEMENT, "resize-confirm-keeps-migration-allocation")  # RESIZE-03
@@ -279,7 +249,7 @@ def _confirm_keeps_source(name: str, cloud: Any) -> None:
             return None
         return real(self, context, instance, migration)
 
-    switch_method(_manager(), "_delete_allocation_after_move", name, delete)
+    switch_method(compute_manager(), "_delete_allocation_after_move", name, delete)
 
 
 @defect(SERVER, "resize-revert-keeps-new-flavor")  # RESIZE-04
@@ -293,15 +263,15 @@ def _revert_new_flavor(name: str, cloud: Any) -> None:
             instance.save()
         return result
 
-    switch_method(_manager(), "_revert_instance_flavor_host_node", name, revert)
+    switch_method(compute_manager(), "_revert_instance_flavor_host_node", name, revert)
 
 
 @defect(HOST, "resize-powers-on-stopped-guest")  # RESIZE-06
 def _resize_powers_on(name: str, cloud: Any) -> None:
     """A resize of a stopped server boots the guest on the destination: VERIFY_RESIZE with power 1."""
     def finish(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        if _arguments(real, self, args, kwargs)["migration"].migration_type == RESIZE:
+        if bound_argument(real, self, args, kwargs, "migration").migration_type == RESIZE:
             return call_with(real, self, args, kwargs, power_on=True)
         return real(self, *args, **kwargs)
 
-    switch_method(_driver(), "finish_migration", name, finish)
+    switch_method(embedded_driver(), "finish_migration", name, finish)

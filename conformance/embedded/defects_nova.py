@@ -17,6 +17,7 @@ from conformance.embedded.defects import (
     LOCK,
     PLACEMENT,
     SERVER,
+    bound_arguments,
     call_with,
     defect,
     switch_method,
@@ -126,10 +127,9 @@ def _rebuild_renumbers(name: str, cloud: Any) -> None:
     from conformance.embedded import fixes
 
     def rebuild(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        bound = inspect.signature(real).bind(self, *args, **kwargs)
-        bound.apply_defaults()
-        context, instance = bound.arguments["context"], bound.arguments["instance"]
-        if not bound.arguments["evacuate"]:
+        arguments = bound_arguments(real, self, args, kwargs)
+        context, instance = arguments["context"], arguments["instance"]
+        if not arguments["evacuate"]:
             for port in list(cloud.neutron._ports.values()):
                 if port.get("device_id") == instance.uuid:
                     fixes.renumber_port(cloud.neutron, port["id"])

@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from conformance.embedded.defects import CATALOGUE, LOCK, defect, switch_method
+from conformance.embedded.defects import CATALOGUE, LOCK, compute_manager, defect, switch_method
 
 GATES = "state-gates"
 SOFT_DELETE = "soft-delete"
@@ -34,12 +34,6 @@ def _api() -> Any:
     from nova.compute import api as compute_api
 
     return compute_api.API
-
-
-def _manager() -> Any:
-    from nova.compute import manager
-
-    return manager.ComputeManager
 
 
 def _refused(exc: BaseException) -> bool:
@@ -235,13 +229,13 @@ def _soft_delete_no_power_off(name: str, cloud: Any) -> None:
             return None
         return real(self, context, instance, *args, **kwargs)
 
-    switch_method(_manager(), "_power_off_instance", name, power_off)
+    switch_method(compute_manager(), "_power_off_instance", name, power_off)
 
 
 @defect(SOFT_DELETE, "soft-delete-unrecorded")
 def _soft_delete_no_event(name: str, cloud: Any) -> None:
     """The soft delete runs without its compute_soft_delete_instance event."""
-    switch_method(_manager(), "soft_delete_instance", name,
+    switch_method(compute_manager(), "soft_delete_instance", name,
                   lambda self, real, context, instance: inspect.unwrap(real)(self, context, instance))
 
 
@@ -252,7 +246,7 @@ def _soft_delete_frees(name: str, cloud: Any) -> None:
         real(self, context, instance)
         self.reportclient.delete_allocation_for_instance(context, instance.uuid, force=True)
 
-    switch_method(_manager(), "soft_delete_instance", name, soft_delete)
+    switch_method(compute_manager(), "soft_delete_instance", name, soft_delete)
 
 
 @defect(SOFT_DELETE, "soft-delete-removes-files")
@@ -264,7 +258,7 @@ def _soft_delete_removes_files(name: str, cloud: Any) -> None:
         real(self, context, instance)
         hypervisor.lookup(self.host).delete_instance_files(instance.uuid)
 
-    switch_method(_manager(), "soft_delete_instance", name, soft_delete)
+    switch_method(compute_manager(), "soft_delete_instance", name, soft_delete)
 
 
 @defect(SOFT_DELETE, "restore-leaves-shutoff")
@@ -277,7 +271,7 @@ def _restore_no_power_on(name: str, cloud: Any) -> None:
             return None
         return real(self, context, instance, *args, **kwargs)
 
-    switch_method(_manager(), "_power_on", name, power_on)
+    switch_method(compute_manager(), "_power_on", name, power_on)
 
 
 @defect(SOFT_DELETE, "force-delete-needs-soft-deleted")
