@@ -30,7 +30,9 @@ MIN_SCAN_LENGTH = 6
 
 # Values that are secrets by shape, whoever issued them.
 SHAPES: dict[str, re.Pattern[bytes]] = {
-    "fernet token": re.compile(rb"gAAAAA[A-Za-z0-9_\-]{80,}=*"),
+    # a whole url-safe base64 word: not a stretch of a larger base64 blob (e.g. an inlined image)
+    "fernet token": re.compile(rb"(?<![A-Za-z0-9+/=_\-])gAAAAAB[A-Za-z0-9_\-]{80,400}={0,2}"
+                               rb"(?![A-Za-z0-9+/=_\-])"),
     "private key block": re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"),
 }
 

@@ -67,7 +67,8 @@ def test_scan_finds_plain_escaped_and_shaped(profile_path: Path, tmp_path: Path)
     """A secret is found verbatim or JSON-escaped, in any file; token and key shapes too."""
     reports = tmp_path / "reports"
     (reports / "allure-results").mkdir(parents=True)
-    (reports / "clean.txt").write_text("nothing here but ***REDACTED***")
+    (reports / "clean.txt").write_text("nothing here but ***REDACTED*** and an inlined image "
+                                       f"data:image/png;base64,AAAB+/{FERNET}AAAA==")
     (reports / "allure-results" / "a-attachment.json").write_text(json.dumps({"k": PRIVATE_KEY}))
     (reports / "junit.xml").write_text(f"<error message='auth {APP_SECRET}'/>")
     (reports / "log.txt").write_text(f"X-Auth-Token: {FERNET}\n")
