@@ -160,6 +160,28 @@ def drop_event(name: str, event: str) -> None:
     switch_method(utils.EventReporter, "__exit__", name, leave)
 
 
+def frees_allocations(method: str, name: str) -> None:
+    """While ``name`` is on, ComputeManager.``method`` deletes the server's allocations once it is done."""
+    def act(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
+        result = real(self, *args, **kwargs)
+        context = bound_argument(real, self, args, kwargs, "context")
+        self.reportclient.delete_allocation_for_instance(
+            context, bound_argument(real, self, args, kwargs, "instance").uuid, force=True)
+        return result
+
+    switch_method(compute_manager(), method, name, act)
+
+
+def keeps_move_allocation(name: str, migration_type: str) -> None:
+    """While ``name`` is on, a finished ``migration_type`` move keeps the migration consumer's allocation."""
+    def delete(self: Any, real: Any, context: Any, instance: Any, migration: Any) -> Any:
+        if migration.migration_type == migration_type:
+            return None
+        return real(self, context, instance, migration)
+
+    switch_method(compute_manager(), "_delete_allocation_after_move", name, delete)
+
+
 # ------------------------------------------------------------------ host state
 @defect(HOST, "pause-leaves-domain-running")
 def _pause_noop(name: str, cloud: Any) -> None:

@@ -18,9 +18,9 @@ from conformance.embedded.defects import (
     defect,
     drop_event,
     embedded_driver,
+    frees_allocations,
     switch_method,
 )
-from conformance.embedded.defects_inplace import _frees_allocations
 
 
 # ------------------------------------------------------------------ launch
@@ -56,7 +56,7 @@ def _no_build_event(name: str, cloud: Any) -> None:
 @defect(PLACEMENT, "launch-frees-allocations")  # LAUNCH-05
 def _launch_frees(name: str, cloud: Any) -> None:
     """A newly built server ends ACTIVE holding no Placement allocations."""
-    _frees_allocations("_do_build_and_run_instance", name)
+    frees_allocations("_do_build_and_run_instance", name)
 
 
 @defect(HOST, "launch-no-console-log")  # LAUNCH-06
@@ -108,7 +108,7 @@ def _no_pause_event(name: str, cloud: Any) -> None:
 @defect(PLACEMENT, "pause-frees-allocations")  # PAUSE-04
 def _pause_frees(name: str, cloud: Any) -> None:
     """Pausing a server deletes its Placement allocations."""
-    _frees_allocations("pause_instance", name)
+    frees_allocations("pause_instance", name)
 
 
 # ------------------------------------------------------------------ terminate

@@ -22,6 +22,7 @@ from conformance.embedded.defects import (
     defect,
     drop_event,
     embedded_driver,
+    frees_allocations,
     switch_method,
 )
 
@@ -198,27 +199,16 @@ def _reboot_rescued(name: str, cloud: Any) -> None:
 
 
 # ------------------------------------------------------------------ placement
-def _frees_allocations(method: str, name: str) -> None:
-    def act(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        result = real(self, *args, **kwargs)
-        context = bound_argument(real, self, args, kwargs, "context")
-        self.reportclient.delete_allocation_for_instance(
-            context, bound_argument(real, self, args, kwargs, "instance").uuid, force=True)
-        return result
-
-    switch_method(compute_manager(), method, name, act)
-
-
 @defect(PLACEMENT, "stop-frees-allocations")  # POWER-04
 def _stop_frees(name: str, cloud: Any) -> None:
     """Stopping a server deletes its Placement allocations (start does not claim them again)."""
-    _frees_allocations("stop_instance", name)
+    frees_allocations("stop_instance", name)
 
 
 @defect(PLACEMENT, "suspend-frees-allocations")  # SUSPEND-03
 def _suspend_frees(name: str, cloud: Any) -> None:
     """Suspending a server deletes its Placement allocations (resume does not claim them again)."""
-    _frees_allocations("suspend_instance", name)
+    frees_allocations("suspend_instance", name)
 
 
 # ------------------------------------------------------------------ host

@@ -27,6 +27,7 @@ from conformance.embedded.defects import (
     compute_manager,
     defect,
     embedded_driver,
+    keeps_move_allocation,
     switch_method,
 )
 
@@ -153,19 +154,10 @@ def _merge_on_finish(name: str, cloud: Any) -> None:
     switch_method(compute_manager(), "_finish_resize", name, finish)
 
 
-def _keep_migration_allocation(name: str, migration_type: str) -> None:
-    def delete(self: Any, real: Any, context: Any, instance: Any, migration: Any) -> Any:
-        if migration.migration_type == migration_type:
-            return None
-        return real(self, context, instance, migration)
-
-    switch_method(compute_manager(), "_delete_allocation_after_move", name, delete)
-
-
 @defect(PLACEMENT, "confirm-keeps-migration-allocation")
 def _confirm_keeps(name: str, cloud: Any) -> None:
     """Confirming a cold migration leaves the migration consumer's allocation on the source."""
-    _keep_migration_allocation(name, "migration")
+    keeps_move_allocation(name, "migration")
 
 
 @defect(PLACEMENT, "revert-keeps-allocations")
@@ -245,7 +237,7 @@ def _live_not_completed(name: str, cloud: Any) -> None:
 @defect(PLACEMENT, "live-migration-keeps-migration-allocation")
 def _live_keeps(name: str, cloud: Any) -> None:
     """A live migration leaves the migration consumer's allocation on the source."""
-    _keep_migration_allocation(name, "live-migration")
+    keeps_move_allocation(name, "live-migration")
 
 
 @defect(HOST, "shared-live-migration-copies-disk")

@@ -27,6 +27,7 @@ from conformance.embedded.defects import (
     defect,
     drop_event,
     embedded_driver,
+    keeps_move_allocation,
     switch_method,
 )
 
@@ -244,12 +245,7 @@ def _resize_drops_source(name: str, cloud: Any) -> None:
 @defect(PLACEMENT, "resize-confirm-keeps-migration-allocation")  # RESIZE-03
 def _confirm_keeps_source(name: str, cloud: Any) -> None:
     """Confirming a resize leaves the migration consumer's (old flavor) allocation on the source."""
-    def delete(self: Any, real: Any, context: Any, instance: Any, migration: Any) -> Any:
-        if migration.migration_type == RESIZE:
-            return None
-        return real(self, context, instance, migration)
-
-    switch_method(compute_manager(), "_delete_allocation_after_move", name, delete)
+    keeps_move_allocation(name, RESIZE)
 
 
 @defect(SERVER, "resize-revert-keeps-new-flavor")  # RESIZE-04
