@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,9 @@ pytestmark = pytest.mark.selftest
 
 TABLE_DIR = Path(__file__).parent / "sensitivity"
 SUITES = Path(__file__).resolve().parents[2] / "conformance" / "suites"
+# Per-row results for the generated table (docs/sensitivity.md).
+RESULTS_DIR = Path(os.environ.get("CONFORMANCE_SENSITIVITY_RESULTS",
+                                  Path(__file__).resolve().parents[2] / "reports" / "sensitivity"))
 
 
 def load_table() -> list[dict[str, Any]]:
@@ -66,15 +72,41 @@ def test_every_guarantee_has_a_defect() -> None:
 @pytest.mark.parametrize("row", ROWS, ids=[row["defect"] for row in ROWS])
 def test_defect_is_caught(cloud: EmbeddedCloud, row: dict[str, Any], reports: Path) -> None:
     """With the defect on, its guarantees FAIL and the rest of the run still passes."""
+    check_row(cloud, row, reports)
+
+
+def check_row(cloud: EmbeddedCloud, row: dict[str, Any], reports: Path) -> None:
+    """Run the row's suites with its defect on, record the result, assert it was caught.
+
+    The result (outcome of every guarantee of the run) goes to RESULTS_DIR/<defect>.json
+    whatever happens, for `python -m tests.selftest.sensitivity_report`.
+    """
+    extra = shlex.split(os.environ.get("CONFORMANCE_SENSITIVITY_ARGS", ""))
+    started = time.monotonic()
     cloud.defect(row["defect"], True)
     try:
-        run = cloud.run_suite(reports, *[str(SUITES / s) for s in row["suites"]])
+        run = cloud.run_suite(reports, *extra, *[str(SUITES / s) for s in row["suites"]])
     finally:
         cloud.defect(row["defect"], False)
     outcomes = run.outcomes()
     missed = [g for g in row["breaks"] if outcomes.get(g) != "failed"]
-    assert not missed, f"{row['defect']}: not failed: {missed}\n{outcomes}\n{run.output[-4000:]}"
     allowed = set(row["breaks"]) | set(row.get("collateral", []))
     noise = {g: o for g, o in outcomes.items() if g not in allowed and o not in ("passed", "skipped")}
+    record_result(row, outcomes, missed, noise, run.exit_code, time.monotonic() - started)
+    assert not missed, f"{row['defect']}: not failed: {missed}\n{outcomes}\n{run.output[-4000:]}"
     assert not noise, f"{row['defect']}: unrelated guarantees did not pass: {noise}\n{run.output[-4000:]}"
     assert run.exit_code == 1, run.output[-4000:]
+
+
+def record_result(row: dict[str, Any], outcomes: dict[str, str], missed: list[str],
+                  noise: dict[str, str], exit_code: int, seconds: float) -> None:
+    """Write one row's result as JSON into RESULTS_DIR (one file per defect)."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    result = {
+        "defect": row["defect"], "table": row["table"], "suites": row["suites"],
+        "breaks": row["breaks"], "collateral": row.get("collateral", []),
+        "cloud": row.get("cloud", "default"), "outcomes": outcomes, "missed": missed,
+        "noise": noise, "exit_code": exit_code, "seconds": round(seconds, 1),
+        "caught": not missed and not noise and exit_code == 1,
+    }
+    (RESULTS_DIR / f"{row['defect']}.json").write_text(json.dumps(result, indent=1) + "\n")
