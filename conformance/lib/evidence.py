@@ -2,7 +2,8 @@
 
 Every helper redacts through :func:`conformance.redact.redact` before anything
 leaves the process, so passwords, tokens and keys never reach a report.
-Outside an Allure-enabled pytest run the attachments are silently dropped.
+Outside an Allure-enabled pytest run, or outside any test (the session-end
+leak check), the attachments are silently dropped.
 """
 
 from __future__ import annotations
@@ -31,12 +32,19 @@ def to_json(data: Any) -> str:
 
 def attach_json(name: str, data: Any) -> None:
     """Attach ``data`` as a redacted JSON attachment called ``name``."""
-    allure.attach(redact(to_json(data)), name=name, attachment_type=allure.attachment_type.JSON)
+    _attach(redact(to_json(data)), name, allure.attachment_type.JSON)
 
 
 def attach_text(name: str, text: str) -> None:
     """Attach ``text`` as a redacted plain-text attachment called ``name``."""
-    allure.attach(redact(text), name=name, attachment_type=allure.attachment_type.TEXT)
+    _attach(redact(text), name, allure.attachment_type.TEXT)
+
+
+def _attach(body: str, name: str, kind: Any) -> None:
+    # Outside any test or fixture (the session-end leak check) allure-pytest has nothing to
+    # attach to and raises KeyError(None); the evidence is dropped, the call goes on.
+    with contextlib.suppress(KeyError):
+        allure.attach(body, name=name, attachment_type=kind)
 
 
 @contextlib.contextmanager
