@@ -110,11 +110,12 @@ class Faults:
         self.counts: dict[str, dict[str, int]] = {}
 
     def set(self, spec: FaultSpec | None) -> None:
-        """Start injecting ``spec`` (None: stop); the decision sequences and counters restart."""
+        """Start injecting ``spec`` (sequences and counters restart), or stop (None)."""
         with self._lock:
             self.spec = spec
             self._rngs = {s: random.Random(f"{spec.seed}:{s}") for s in SERVICES} if spec else {}
-            self.counts = {s: {"requests": 0, "errors": 0, "slow": 0} for s in SERVICES}
+            if spec is not None or not self.counts:  # stopping keeps the last counts
+                self.counts = {s: {"requests": 0, "errors": 0, "slow": 0} for s in SERVICES}
         LOG.info("faults: %s", spec or "off")
 
     def decide(self, service: str) -> tuple[str | None, FaultSpec | None]:
