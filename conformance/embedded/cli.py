@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--soft-delete", nargs="?", type=int, const=DEFAULT_RECLAIM, default=None,
                     metavar="SECONDS", help="DELETE is a soft delete: reclaim_instance_interval = "
                     f"SECONDS (default {DEFAULT_RECLAIM}); the profile claims soft_delete")
+    up.add_argument("--shelved-offload-time", type=int, default=None, metavar="S",
+                    help="Nova's [DEFAULT] shelved_offload_time (default -1: SHELVED stays until "
+                    "shelveOffload; 0, Nova's own default, offloads at once)")
     up.add_argument("--faults", default=None, metavar="SPEC",
                     help="once ready, make Nova/Placement API calls fail or answer slowly, e.g. "
                     "5xx=0.05,slow=0.1:2.0,seed=7 (see conformance/embedded/faults.py)")
@@ -117,6 +120,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         defects=args.defect, patches=[p.resolve() for p in args.patch],
         periodic_interval=args.periodic_interval, ports=dict(args.port), timeout=args.timeout,
         soft_delete=args.soft_delete, faults=args.faults,
+        shelved_offload_time=args.shelved_offload_time,
         nova_module=args.nova_module or orchestrator.NOVA_MODULE)
     orchestrator.check_fixed_ports(opts)
     with locked(layout):

@@ -66,8 +66,8 @@ class EmbeddedCloud(integrated_helpers._IntegratedTestBase):
         sys.modules.setdefault("nova.virt.embedded", importlib.import_module(
             "conformance.embedded.driver"))
         self.flags(compute_driver=DRIVER)
-        # SHELVED must be a stable state (an admin can shelve-offload it)
-        self.flags(shelved_offload_time=-1)
+        # SHELVED is a stable state (an admin can shelve-offload it) unless up --shelved-offload-time
+        self.flags(shelved_offload_time=self.config.shelved_offload_time)
         # up --soft-delete: DELETE becomes a soft delete, reclaimed after this many seconds
         self.flags(reclaim_instance_interval=self.config.reclaim_instance_interval)
         self.flags(response_validation="warn", group="api")

@@ -27,6 +27,8 @@ import threading
 import warnings
 from typing import Any
 
+from conformance.embedded import neutron_sg
+
 _HANDLE_ERROR = logging.Handler.handleError
 _IP_LOCK = threading.Lock()
 _ADDRESSES = itertools.count(100)
@@ -83,7 +85,7 @@ def fix_neutron() -> None:
     port, so servers of other projects show no addresses and all servers
     share an IP.  Keep what the request asked for, hand out unique addresses
     from a /16, share the network, and give every project the default
-    security group.
+    security group (and the security-group API: :mod:`neutron_sg`).
     """
     from nova.tests.fixtures import neutron
 
@@ -100,16 +102,8 @@ def fix_neutron() -> None:
         _apply_port_request(port, request, fixture.subnet_1["id"])
         return {"port": copy.deepcopy(port)}
 
-    real_list_sgs = fixture.list_security_groups
-
-    @functools.wraps(real_list_sgs)
-    def list_security_groups(self: Any, retrieve_all: bool = True, **params: Any) -> Any:
-        params.pop("tenant_id", None)
-        params.pop("project_id", None)
-        return real_list_sgs(self, retrieve_all, **params)
-
     fixture.create_port = create_port
-    fixture.list_security_groups = list_security_groups
+    neutron_sg.install(fixture)  # per-project security groups, lookups by name
 
 
 def renumber_port(neutron_fixture: Any, port_id: str) -> str:

@@ -14,6 +14,8 @@ the bootstrap admin) to create the projects, users, roles and catalog.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import os
 import sqlite3
@@ -39,6 +41,8 @@ TEST_USERS: dict[str, tuple[str, str]] = {
     "conformance-alt-admin": (ALT_PROJECT, "admin"),
 }
 SERVICE_USERS = ("nova", "placement", "glance")
+# True inside an oslo.db writer transaction of this thread (see immediate_write_transactions)
+_WRITING: contextvars.ContextVar[bool] = contextvars.ContextVar("keystone_writing", default=False)
 
 _CONF_TEMPLATE = """\
 [DEFAULT]
@@ -116,6 +120,49 @@ def _enable_wal(db: str) -> None:
         con.close()
 
 
+def immediate_write_transactions() -> None:
+    """Start every oslo.db writer transaction with ``BEGIN IMMEDIATE`` on sqlite.
+
+    A writer transaction usually reads before it writes (``set_last_active_at``
+    loads the user, then updates it).  Begun deferred, it holds a WAL read
+    snapshot; if another connection commits before it writes, sqlite answers
+    SQLITE_BUSY_SNAPSHOT ("database is locked") at once, without waiting for
+    the busy timeout, and Keystone turns that into a 500.  ``BEGIN IMMEDIATE``
+    takes the write lock first (waiting up to the busy timeout), as a server
+    database would make the second writer wait.  Readers stay deferred and
+    concurrent: only transactions that write wait for each other.
+    """
+    import sqlalchemy
+    from oslo_db.sqlalchemy import enginefacade
+
+    context = enginefacade._TransactionContext
+    for name in ("_session", "_connection"):
+        setattr(context, name, _marking_writers(getattr(context, name), enginefacade._WRITER))
+
+    @sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "begin")
+    def begin_immediate(conn: Any) -> None:
+        # class-level listeners run before oslo.db's per-engine one, which then
+        # sees "in_transaction" and emits no BEGIN of its own
+        if _WRITING.get() and conn.dialect.name == "sqlite" and "in_transaction" not in conn.info:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.info["in_transaction"] = True
+
+
+def _marking_writers(block: Any, writer: object) -> Any:
+    """Wrap a ``_TransactionContext`` block so :data:`_WRITING` is set inside writers."""
+
+    @contextlib.contextmanager
+    def marked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        token = _WRITING.set(_WRITING.get() or self.mode is writer)
+        try:
+            with block(self, *args, **kwargs) as resource:
+                yield resource
+        finally:
+            _WRITING.reset(token)
+
+    return marked
+
+
 def _setup_in_child(cfg: dict[str, Any]) -> None:
     """Run the keystone-manage steps in a forked child and wait for it.
 
@@ -159,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         _setup_in_child(cfg)
     os.environ["OS_KEYSTONE_CONFIG_FILES"] = cfg["conf"]
     sys.argv = sys.argv[:1]  # oslo.config would parse our arguments otherwise
+    immediate_write_transactions()
     app = keystone_wsgi.initialize_public_application()
     serve_forever(app, cfg["bind"], int(cfg["port"]), "keystone")
 

@@ -43,6 +43,7 @@ class NovaConfig:
     log_dir: Path
     ready_file: Path
     reclaim_instance_interval: int = 0  # > 0: DELETE is a soft delete (capability soft_delete)
+    shelved_offload_time: int = -1  # -1: SHELVED is stable (an admin shelve-offloads)
 
     @classmethod
     def load(cls, path: str | Path) -> NovaConfig:
@@ -71,7 +72,8 @@ class NovaConfig:
             periodic_interval=float(data.get("periodic_interval", 10.0)),
             log_dir=Path(data.get("log_dir") or workdir / "logs"),
             ready_file=Path(data.get("ready_file") or workdir / "nova.ready.json"),
-            reclaim_instance_interval=int(data.get("reclaim_instance_interval", 0)))
+            reclaim_instance_interval=int(data.get("reclaim_instance_interval", 0)),
+            shelved_offload_time=int(data.get("shelved_offload_time", -1)))
 
     def url(self, port: int, path: str = "") -> str:
         """``http://bind:port`` plus ``path``."""

@@ -56,6 +56,7 @@ class UpOptions:
     nova_module: str = NOVA_MODULE
     soft_delete: int | None = None  # reclaim_instance_interval (s): DELETE is a soft delete
     faults: str | None = None  # API fault spec, switched on once the cloud is ready (faults.py)
+    shelved_offload_time: int | None = None  # Nova's [DEFAULT] shelved_offload_time (None: -1)
 
 
 class Progress:
@@ -177,6 +178,8 @@ class Up:
             cfg["periodic_interval"] = self.opts.periodic_interval
         if self.opts.soft_delete is not None:
             cfg["reclaim_instance_interval"] = self.opts.soft_delete
+        if self.opts.shelved_offload_time is not None:
+            cfg["shelved_offload_time"] = self.opts.shelved_offload_time
         return cfg
 
     def _start_nova(self) -> None:
