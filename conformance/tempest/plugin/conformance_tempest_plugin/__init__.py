@@ -1,0 +1,1 @@
+"""Tempest plugin for the embedded cloud (see plugin.py)."""

@@ -1,0 +1,1 @@
+"""No tests: the plugin only adjusts Tempest's own compute tests."""
