@@ -107,11 +107,12 @@ def status_of(send: Callable[[], Reply]) -> int:
     """The HTTP status of ``send()``, whether it succeeded or raised an HttpException.
 
     For calls a guarantee expects to be refused (403, 409): the status is
-    recorded and asserted on, instead of aborting the scenario.
+    recorded and asserted on, instead of aborting the scenario.  A 5xx still
+    raises: the cloud could not answer, which is an ERROR, not a refusal.
     """
     try:
         return send().status
     except exceptions.HttpException as exc:
-        if exc.status_code is None:
+        if exc.status_code is None or int(exc.status_code) >= 500:
             raise
         return int(exc.status_code)

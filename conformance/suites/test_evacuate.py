@@ -15,12 +15,11 @@ import contextlib
 from typing import Any
 
 import pytest
-from openstack import exceptions
 
 from conformance import guarantee, requires
 from conformance.fixtures import LeaseHosts, ScopedFactory, optional
 from conformance.lib.actions import expect_action_events, list_actions
-from conformance.lib.api import max_microversion, version_tuple
+from conformance.lib.api import max_microversion, status_of, version_tuple
 from conformance.lib.hostcontrol import Fencer, drain, enable, wait_service
 from conformance.lib.moves import (
     EVACUATE,
@@ -112,11 +111,7 @@ def test_evacuate_refused_while_source_up(scoped_factory: ScopedFactory, admin: 
         server_id = factory.create_server("evacuate-up", **boot_spec.kwargs()).id
         before, _ = wait_for_server(admin, server_id, status="ACTIVE", timeout=timeouts.server_build,
                                     poll=polling)
-        status: int | None
-        try:
-            status = server_action(admin, server_id, "evacuate", {}, microversion="2.94").status
-        except exceptions.HttpException as exc:
-            status = exc.status_code
+        status = status_of(lambda: server_action(admin, server_id, "evacuate", {}, microversion="2.94"))
         after = get_server(admin, server_id)
 
         assert status == 400, f"evacuate with the source up answered {status}"
