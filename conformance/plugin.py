@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from conformance import allure_support, outcomes, redact
+from conformance import allure_support, outcomes, redact, selection
 from conformance.capabilities import CAPABILITIES
 from conformance.catalogue import CatalogueError, Guarantee, load_catalogue
 from conformance.markers import CONFLICTS, GUARANTEE, MARKER_LINES, REQUIRES, ids_of
@@ -56,6 +56,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="directory for junit.xml, allure-results/ and verdict.json (default: reports)")
     group.addoption("--no-leak-check", action="store_true", default=False,
                     help="skip the session-end check for resources this run left behind")
+    group.addoption("--guarantee", action="append", metavar="ID[,ID]", default=None,
+                    help="run only the tests that check these guarantee ids (repeatable)")
     group.addoption("--catalogue-url", metavar="URL", default="../../docs/guarantees.md",
                     help="base URL of the catalogue document linked from the Allure report")
 
@@ -79,6 +81,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[CATALOGUE_KEY] = load_catalogue()
     except CatalogueError as exc:
         raise pytest.UsageError(f"guarantee catalogue: {exc}") from None
+    catalogue = config.stash[CATALOGUE_KEY]
+    selection.check_known(selection.requested(config.getoption("guarantee")), catalogue)
     path = config.getoption("profile") or os.environ.get(ENV_PROFILE) or None
     if path:
         _check_rootdir(config)
@@ -232,6 +236,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.user_properties.extend((GUARANTEE, g.id) for g in guarantees)
         if profile is not None:
             allure_support.add_marks(item, guarantees, config.getoption("catalogue_url"))
+    selection.deselect(config, items, selection.requested(config.getoption("guarantee")))
     if profile is not None:
         _gate(profile, items)
     if is_worker(config) and getattr(config.option, "loadgroup", False):
