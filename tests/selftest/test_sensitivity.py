@@ -59,6 +59,11 @@ def selected_rows(rows: list[dict[str, Any]], scope: str) -> list[dict[str, Any]
     return picked
 
 
+# CONFORMANCE_SENSITIVITY_FOCUS=1: run only the tests of the row's guarantees (breaks and
+# collateral), not its whole suite module. Proves sensitivity for every row in a fraction of the
+# time; that the rest of a module still passes is then shown by the unfocused family/core rows
+# and by the specificity self-test.
+FOCUS = os.environ.get("CONFORMANCE_SENSITIVITY_FOCUS", "0") == "1"
 ROWS = selected_rows(DEFAULT_CLOUD_ROWS, os.environ.get("CONFORMANCE_SENSITIVITY", "family"))
 
 
@@ -82,6 +87,8 @@ def check_row(cloud: EmbeddedCloud, row: dict[str, Any], reports: Path) -> None:
     whatever happens, for `python -m tests.selftest.sensitivity_report`.
     """
     extra = shlex.split(os.environ.get("CONFORMANCE_SENSITIVITY_ARGS", ""))
+    if FOCUS:
+        extra.append("--guarantee=" + ",".join([*row["breaks"], *row.get("collateral", [])]))
     started = time.monotonic()
     cloud.defect(row["defect"], True)
     try:
@@ -107,6 +114,6 @@ def record_result(row: dict[str, Any], outcomes: dict[str, str], missed: list[st
         "breaks": row["breaks"], "collateral": row.get("collateral", []),
         "cloud": row.get("cloud", "default"), "outcomes": outcomes, "missed": missed,
         "noise": noise, "exit_code": exit_code, "seconds": round(seconds, 1),
-        "caught": not missed and not noise and exit_code == 1,
+        "caught": not missed and not noise and exit_code == 1, "focused": FOCUS,
     }
     (RESULTS_DIR / f"{row['defect']}.json").write_text(json.dumps(result, indent=1) + "\n")
