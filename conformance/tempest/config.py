@@ -94,6 +94,9 @@ def sections(target: Target, build_timeout: int = 120) -> dict[str, dict[str, st
         "identity": {"uri_v3": target.keystone_url, "auth_version": "v3", "region": REGION,
                      "v3_endpoint_type": "public"},
         "identity-feature-enabled": {"api_v2": "false", "api_v3": "true"},
+        # the embedded Nova enforces the new policy defaults and scope (fixes.py), with the
+        # manager role that Keystone's bootstrap creates
+        "enforce_scope": {"nova": "true"},
         "service_available": _services(),
         "compute": _compute(target, build_timeout),
         "compute-feature-enabled": _compute_features(target),
@@ -125,16 +128,17 @@ def _compute(target: Target, build_timeout: int) -> dict[str, str]:
 def _compute_features(target: Target) -> dict[str, str]:
     multi = target.compute_hosts > 1
     on = ["pause", "suspend", "rescue", "shelve", "resize", "snapshot", "console_output",
-          "enable_instance_password", "disk_config"]
+          "enable_instance_password", "disk_config", "personality", "hostname_fqdn_sanitization"]
     off = ["stable_rescue", "shelve_migrate", "interface_attach", "change_password",
-           "metadata_service", "config_drive", "personality", "vnc_console", "spice_console",
+           "metadata_service", "config_drive", "vnc_console", "spice_console",
            "serial_console", "swap_volume", "volume_multiattach", "attach_encrypted_volume",
            "live_migrate_back_and_forth"]
     flags = {**dict.fromkeys(on, True), **dict.fromkeys(off, False)}
     for name in ("cold_migration", "live_migration", "block_migration_for_live_migration",
                  "can_migrate_between_any_hosts"):
         flags[name] = multi
-    return {name: str(value).lower() for name, value in flags.items()}
+    return {"nova_policy_roles": "admin,manager,member,reader,service",
+            **{name: str(value).lower() for name, value in flags.items()}}
 
 
 def render(conf: Mapping[str, Mapping[str, str]]) -> str:
