@@ -243,15 +243,49 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         _tag_groups(items)
 
 
+def _scenario_fixtures(item: pytest.Item) -> list[str]:
+    """The module- or class-scoped fixtures the test uses that its own module defines."""
+    info = getattr(item, "_fixtureinfo", None)
+    module = item.nodeid.partition("::")[0]
+    return sorted(name for name, defs in (info.name2fixturedefs.items() if info is not None else [])
+                  if defs and defs[-1].scope in ("module", "class") and defs[-1].baseid == module)
+
+
+def _scenario_groups(items: list[pytest.Item]) -> dict[str, str]:
+    """nodeid -> group for tests that share a module's scenario fixture (connected by shared use).
+
+    Such a fixture is set up once per worker that runs one of its tests: split
+    over two workers, the scenario acts (boots, moves, ...) twice.
+    """
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    used = {item.nodeid: [f"{item.nodeid.partition('::')[0]}:{name}" for name in _scenario_fixtures(item)]
+            for item in items}
+    for keys in used.values():
+        for key in keys[1:]:
+            parent[root(key)] = root(keys[0])
+    return {nodeid: root(keys[0]).rpartition("/")[2].replace(".py:", ".")
+            for nodeid, keys in used.items() if keys}
+
+
 def _tag_groups(items: list[pytest.Item]) -> None:
     """Suffix ``@group`` to the node id of each xdist_group test, as xdist's loadgroup means to.
 
     xdist (3.8) sets ``item._nodeid``, which pytest 9.2 no longer reads (``item._id``), so its
-    scheduler saw no groups and split them over the workers.
+    scheduler saw no groups and split them over the workers.  A test without an xdist_group that
+    shares a scenario fixture of its module joins the group of its sharers (:func:`_scenario_groups`).
     """
+    scenarios = _scenario_groups(items)
     for item in items:
         names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
                         for m in item.iter_markers("xdist_group")})
+        if not names and item.nodeid in scenarios:
+            names = [scenarios[item.nodeid]]
         if names and "@" not in item.nodeid.rpartition("]")[2]:
             tagged = f"{item.nodeid}@{'_'.join(names)}"
             if hasattr(item, "_id"):
