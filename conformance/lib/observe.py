@@ -11,6 +11,7 @@ only the host-depth tests ERROR.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -64,6 +65,22 @@ class Snapshot:
                 "errors": {k: f"{type(e).__name__}: {e}" for k, e in self.errors.items()}}
 
 
+def _all_at_once(reads: list[Callable[[], None]]) -> None:
+    """Run the reads concurrently (each stores its own fact or error) and wait for all of them.
+
+    Fresh threads, not a pool: allure-pytest gives a new thread the test's
+    current item (for the reads' evidence), a pooled one keeps its first.
+    """
+    threads = [threading.Thread(target=read, name=f"observe-{i}", daemon=True)
+               for i, read in enumerate(reads[1:])]
+    for thread in threads:
+        thread.start()
+    if reads:
+        reads[0]()
+    for thread in threads:
+        thread.join()
+
+
 def server_or_none(conn: Any, server_id: str) -> Server | None:
     """GET the server; None on 404."""
     try:
@@ -82,17 +99,25 @@ class Observer:
 
     def snapshot(self, label: str, server_id: str, *, host: str | None = None,
                  provider: str | None = None, attach: bool = True) -> Snapshot:
-        """Observe the server now; ``host``/``provider`` name where to look once it is gone."""
+        """Observe the server now; ``host``/``provider`` name where to look once it is gone.
+
+        Independent reads run at once (the member's and admin's GETs, then
+        Placement and the host's SSH round trip), so a snapshot takes about
+        as long as its slowest read, not their sum.
+        """
         snap = Snapshot(label, server_id)
-        snap.probe("server", lambda: server_or_none(self.member, server_id))
+        reads = [lambda: snap.probe("server", lambda: server_or_none(self.member, server_id))]
         if self.admin is not None:
-            snap.probe("admin_server", lambda: server_or_none(self.admin, server_id))
+            reads.append(lambda: snap.probe("admin_server", lambda: server_or_none(self.admin, server_id)))
+        _all_at_once(reads)
         snap.probe("host", lambda: host or self._locate(snap))
+        reads = []
         if self.placement is not None:
-            self._probe_placement(snap, provider)
+            reads.append(lambda: self._probe_placement(snap, provider))
         hypervisor = self.hypervisors.get(snap.facts.get("host") or "")
         if hypervisor is not None:
-            self._probe_host(snap, hypervisor)
+            reads.append(lambda: self._probe_host(snap, hypervisor))
+        _all_at_once(reads)
         if attach:
             evidence.attach_json(f"snapshot {label}", snap.to_data())
         return snap
