@@ -64,11 +64,8 @@ def boot(conn: Any, state: dict[str, Any], name: str) -> tuple[float, str, str]:
     """Boot one server; return (seconds to ACTIVE, end status, server id)."""
     started = time.monotonic()
     server = conn.compute.create_server(
-        name=name,
-        flavor_id=state["flavors"]["conformance.small"],
-        image_id=state["images"]["conformance-image"],
-        networks=[{"uuid": state["network_id"]}],
-    )
+        name=name, flavor_id=state["flavors"]["conformance.small"],
+        image_id=state["images"]["conformance-image"], networks=[{"uuid": state["network_id"]}])
     status = wait_status(conn, server.id, "ACTIVE")
     return time.monotonic() - started, status, server.id
 
@@ -89,12 +86,8 @@ def boot_latency(conn: Any, state: dict[str, Any], boots: int) -> dict[str, Any]
             raise RuntimeError(f"boot {i} ended {status}")
         times.append(seconds)
     times.sort()
-    return {
-        "boots": boots,
-        "median_s": round(statistics.median(times), 3),
-        "p95_s": round(times[int(0.95 * (len(times) - 1))], 3),
-        "max_s": round(times[-1], 3),
-    }
+    return {"boots": boots, "median_s": round(statistics.median(times), 3),
+            "p95_s": round(times[int(0.95 * (len(times) - 1))], 3), "max_s": round(times[-1], 3)}
 
 
 def soak_client(cloud: str, state: dict[str, Any], client: int, cycles: int) -> dict[str, int]:
@@ -118,15 +111,12 @@ def soak(state: dict[str, Any], clients: int, cycles: int) -> dict[str, Any]:
     """``clients`` parallel clients x ``cycles`` boot/delete cycles; summed counts and wall time."""
     started = time.monotonic()
     with ThreadPoolExecutor(clients) as pool:
-        futures = [pool.submit(soak_client, "embedded-member", state, c, cycles) for c in range(clients)]
+        futures = [pool.submit(soak_client, "embedded-member", state, c, cycles)
+                   for c in range(clients)]
         results = [f.result() for f in futures]
     total = {k: sum(r[k] for r in results) for k in results[0]}
-    return {
-        "clients": clients,
-        "cycles_per_client": cycles,
-        **total,
-        "wall_s": round(time.monotonic() - started, 1),
-    }
+    return {"clients": clients, "cycles_per_client": cycles, **total,
+            "wall_s": round(time.monotonic() - started, 1)}
 
 
 def process_figures(state: dict[str, Any]) -> dict[str, dict[str, int]]:
@@ -135,7 +125,8 @@ def process_figures(state: dict[str, Any]) -> dict[str, dict[str, int]]:
     for name, proc in state["processes"].items():
         status = Path(f"/proc/{proc['pid']}/status").read_text()
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        figures[name] = {"rss_mb": int(fields["VmRSS"].split()[0]) // 1024, "threads": int(fields["Threads"])}
+        figures[name] = {"rss_mb": int(fields["VmRSS"].split()[0]) // 1024,
+                         "threads": int(fields["Threads"])}
     return figures
 
 
@@ -154,11 +145,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Bring a cloud up, measure, bring it down; return every figure."""
     started = time.monotonic()
     embedded("up", workdir=workdir)
-    result: dict[str, Any] = {
-        "up_s": round(time.monotonic() - started, 1),
-        "load_at_start": os.getloadavg()[0],
-        "cpus": os.cpu_count(),
-    }
+    result: dict[str, Any] = {"up_s": round(time.monotonic() - started, 1),
+                              "load_at_start": os.getloadavg()[0], "cpus": os.cpu_count()}
     state = json.loads((workdir / "state.json").read_text())
     try:
         os.environ["OS_CLIENT_CONFIG_FILE"] = str(workdir / "clouds.yaml")
@@ -175,25 +163,20 @@ def summary(result: dict[str, Any]) -> str:
     """The figures as Markdown lines."""
     soak_ = result["soak"]
     rss = sum(p["rss_mb"] for p in result["after_soak"].values())
-    return "\n".join(
-        [
-            f"- `up` to ready: {result['up_s']} s"
-            f" (load average {result['load_at_start']:.1f}, {result['cpus']} cores)",
-            f"- boot to ACTIVE: median {result['boot']['median_s']} s, p95 {result['boot']['p95_s']} s"
-            f" ({result['boot']['boots']} sequential boots)",
-            f"- soak {soak_['clients']} clients x {soak_['cycles_per_client']} boot/delete cycles:"
-            f" {soak_['cycles']} done, {soak_['hangs']} hangs, {soak_['errors']} ERROR,"
-            f" {soak_['exceptions']} exceptions, {soak_['wall_s']} s",
-            f"- RSS after the soak: {rss} MB in all "
-            + ", ".join(
-                f"{n} {p['rss_mb']} MB/{p['threads']} threads"
-                for n, p in result["after_soak"].items()
-                if not n.startswith("sshd")
-            ),
-            f"- after `down`: {len(result['after_down']['processes_alive'])} processes alive,"
-            f" {len(result['after_down']['ports_bound'])} ports bound",
-        ]
-    )
+    return "\n".join([
+        f"- `up` to ready: {result['up_s']} s"
+        f" (load average {result['load_at_start']:.1f}, {result['cpus']} cores)",
+        f"- boot to ACTIVE: median {result['boot']['median_s']} s, p95 {result['boot']['p95_s']} s"
+        f" ({result['boot']['boots']} sequential boots)",
+        f"- soak {soak_['clients']} clients x {soak_['cycles_per_client']} boot/delete cycles:"
+        f" {soak_['cycles']} done, {soak_['hangs']} hangs, {soak_['errors']} ERROR,"
+        f" {soak_['exceptions']} exceptions, {soak_['wall_s']} s",
+        f"- RSS after the soak: {rss} MB in all "
+        + ", ".join(f"{n} {p['rss_mb']} MB/{p['threads']} threads" for n, p in result["after_soak"].items()
+                    if not n.startswith("sshd")),
+        f"- after `down`: {len(result['after_down']['processes_alive'])} processes alive,"
+        f" {len(result['after_down']['ports_bound'])} ports bound",
+    ])
 
 
 def main(argv: list[str] | None = None) -> int:
