@@ -94,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report(tests: list[results.TestResult], outcome: runner.RunOutcome | None) -> str:
-    """Per-module table, the run's conditions, and every test that did not pass."""
-    lines = [results.table(results.summarise(tests)), ""]
+    """Per-module table, the run's conditions, every test that did not pass, a closing count."""
+    summaries = results.summarise(tests)
+    lines = [results.table(summaries), ""]
     if outcome is not None:
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         lines.append(f"tempest run: {outcome.seconds:.0f} s wall, exit {outcome.returncode}; "
@@ -103,6 +104,8 @@ def report(tests: list[results.TestResult], outcome: runner.RunOutcome | None) -
                      f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
         lines.append("")
     lines += [f"- {line}" for line in results.not_passed(tests)]
+    total = results.totals(summaries)
+    lines += ["", f"tempest: {total.passed} passed, {total.failed} failed, {total.skipped} skipped"]
     return "\n".join(lines)
 
 

@@ -126,3 +126,14 @@ def test_conf_refuses_a_cloud_that_is_not_ready(tmp_path: Path) -> None:
     """A workdir without a ready cloud is an error that names state.json."""
     with pytest.raises(config.TargetError, match=r"state\.json"):
         config.Target.from_workdir(tmp_path)
+
+
+def test_report_ends_with_a_closing_count() -> None:
+    """The report's last line is the plain 'N passed, N failed, N skipped' a CI log reader counts."""
+    from conformance.tempest import cli
+
+    tests = results.collect(subunit.packets(_run(
+        (f"{SERVER_ACTIONS}.test_reboot[id-1]", 3, 0.0, 1.0, None),
+        (f"{SERVER_ACTIONS}.test_vnc[id-2]", 5, 0.0, 0.0, ("reason", b"no noVNC proxy")))))
+    text = cli.report(tests, None)
+    assert "- SKIP " in text and text.splitlines()[-1] == "tempest: 1 passed, 0 failed, 1 skipped"
