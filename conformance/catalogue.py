@@ -130,6 +130,30 @@ def scan_markers(paths: Iterable[Path]) -> dict[str, list[str]]:
     return found
 
 
+def guarantees_of_test(root: Path, nodeid: str) -> list[str]:
+    """The ids of test ``nodeid``'s ``@guarantee(...)`` decorators, read from its file under ``root``.
+
+    For a report that pytest did not make from the test item, so that it has no
+    user properties: xdist's report of the test its worker died in.  ``[]`` if
+    the file, class or function is not found.
+    """
+    path, _, names = nodeid.partition("::")
+    *classes, function = names.split("::")
+    function = re.split(r"[\[@]", function)[0]  # drop [param] and xdist's @group
+    try:
+        scope: list[ast.stmt] = ast.parse((root / path).read_text()).body
+    except (OSError, SyntaxError, ValueError):
+        return []
+    for name in classes:
+        scope = next((n.body for n in scope if isinstance(n, ast.ClassDef) and n.name == name), [])
+    for node in scope:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == function:
+            return [arg.value for call in node.decorator_list
+                    if isinstance(call, ast.Call) and _called_name(call.func) == "guarantee"
+                    for arg in call.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)]
+    return []
+
+
 def suite_files(root: Path = SUITES_PATH) -> list[Path]:
     """The test modules of the suite."""
     return sorted(root.rglob("test_*.py"))

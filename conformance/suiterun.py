@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 
 from conformance import allure_support, leaks, outcomes
+from conformance.catalogue import guarantees_of_test
 from conformance.markers import GUARANTEE
 from conformance.profile import Profile
 from conformance.verdict import EXIT_ERROR, EXIT_FAILED, VerdictBuilder
 
 CLOUD_ATTR = "conformance_cloud"
+KNOWN_PHASES = ("setup", "call", "teardown")
 EXIT_MEANING = {0: "every claimed guarantee passed", EXIT_FAILED: "FAIL: non-conformance",
                 EXIT_ERROR: "ERROR: the infrastructure or the suite could not decide"}
 
@@ -36,6 +38,9 @@ class SuiteRun:
         """Feed one phase report (xdist forwards the workers' reports here)."""
         outcome = outcomes.phase_outcome(report)
         guarantees = [str(v) for k, v in report.user_properties if k == GUARANTEE]
+        if outcome is not None and not guarantees and report.when not in KNOWN_PHASES:
+            # xdist's report of the test a dead worker was running: no properties, when="???"
+            guarantees = guarantees_of_test(self.config.rootpath, report.nodeid)
         if outcome is not None:
             self.builder.add_phase(report.nodeid, guarantees, outcome, outcomes.message_of(report))
         self.builder.cloud.update(getattr(report, CLOUD_ATTR, None) or {})
