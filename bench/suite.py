@@ -6,10 +6,10 @@
 2. runs the full suite with ``--full-workers`` xdist workers: wall time, the
    cloud's critical path from instance-action events and wall / critical
    path, per-test overhead, detection delay, HTTP requests per wait;
-3. runs ``--scaling`` (the cloud-bound suites) at each of ``--workers``: the
-   speed-up over the first;
-4. with ``--tempest``, runs Tempest's modules on the same cloud
+3. with ``--tempest``, runs Tempest's modules on the same cloud
    (:mod:`bench.tempest`): wall time and the coverage table by depth;
+4. runs ``--scaling`` (the cloud-bound suites) at each of ``--workers``: the
+   speed-up over the first;
 5. writes ``OUT/bench.json`` and ``OUT/bench.md`` (default reports/bench).
 
 It is a benchmark, never a test: it asserts nothing and exits 0 when it
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-full", action="store_true", help="skip the full-suite run")
     parser.add_argument("--tempest", action="store_true", help="also run Tempest on the same cloud")
     parser.add_argument("--tempest-concurrency", type=int, default=2)
+    parser.add_argument("--tempest-venv", type=Path, default=Path(".tempest/venv"),
+                        help="Tempest's own venv (made if missing; as python -m conformance.tempest)")
     parser.add_argument("--out", type=Path, default=Path("reports/bench"))
     return parser
 
@@ -115,36 +117,45 @@ def _scaling(profile: Path, args: argparse.Namespace, conn: Any) -> dict[str, An
     return {"suites": list(args.scaling), "runs": rows}
 
 
+def _write(out: Path, result: dict[str, Any]) -> None:
+    """Write bench.json and bench.md (after every stage: an interrupted run keeps what it measured)."""
+    result["machine_at_end"] = _machine()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / "bench.md").write_text(report.markdown(result))
+
+
+def _stages(args: argparse.Namespace, workdir: Path, result: dict[str, Any]) -> None:
+    """Full suite, then Tempest beside it, then the scaling runs; the result grows after each."""
+    profile = workdir / "profile.yaml"
+    conn = run.admin_connection(profile)
+    if not args.no_full:
+        full = run.run_suite(profile, ["conformance/suites"], args.full_workers, args.out, "full")
+        result["full"] = run.measure(full, conn, workdir / "logs" / "nova-api.log")
+        result["coverage"] = tempest.coverage(full.verdict, None)
+        _write(args.out, result)
+    if args.tempest:
+        result["tempest"] = tempest.run_tempest(workdir, args.out, args.tempest_concurrency,
+                                                args.tempest_venv.resolve())
+        result["coverage"] = tempest.coverage(_full_verdict(args.out), result["tempest"])
+        _write(args.out, result)
+    result["scaling"] = _scaling(profile, args, conn)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.out = args.out.resolve()
     workdir = args.workdir.resolve()
     started = _cloud_up(workdir)
-    profile = workdir / "profile.yaml"
-    result: dict[str, Any] = {
-        "machine_at_start": _machine(),
-        "workdir": str(workdir),
-        "command": " ".join(["python -m bench.suite", *(argv or sys.argv[1:])]),
-    }
+    result: dict[str, Any] = {"machine_at_start": _machine(), "workdir": str(workdir),
+                              "command": " ".join(["python -m bench.suite", *(argv or sys.argv[1:])])}
     try:
-        conn = run.admin_connection(profile)
-        if not args.no_full:
-            full = run.run_suite(profile, ["conformance/suites"], args.full_workers, args.out, "full")
-            result["full"] = run.measure(full, conn, workdir / "logs" / "nova-api.log")
-            result["coverage"] = tempest.coverage(full.verdict, None)
-        result["scaling"] = _scaling(profile, args, conn)
-        if args.tempest:
-            result["tempest"] = tempest.run_tempest(workdir, args.out, args.tempest_concurrency)
-            result["coverage"] = tempest.coverage(_full_verdict(args.out), result["tempest"])
+        _stages(args, workdir, result)
     finally:
-        result["machine_at_end"] = _machine()
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "bench.json").write_text(json.dumps(result, indent=1) + "\n")
-        (args.out / "bench.md").write_text(report.markdown(result))
+        _write(args.out, result)
         if started:
-            subprocess.run(
-                [sys.executable, "-m", "conformance.embedded", "down", "--workdir", str(workdir)], check=False
-            )
+            subprocess.run([sys.executable, "-m", "conformance.embedded", "down", "--workdir", str(workdir)],
+                           check=False)
     print(f"bench: wrote {args.out / 'bench.json'} and {args.out / 'bench.md'}")
     return 0
 

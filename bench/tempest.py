@@ -49,15 +49,13 @@ def family_of(test_id: str) -> str | None:
     return next((family for pattern, family in FAMILIES if re.search(pattern, name)), None)
 
 
-def run_tempest(
-    workdir: Path, out: Path, concurrency: int, modules: Sequence[str] | None = None
-) -> dict[str, Any]:
+def run_tempest(workdir: Path, out: Path, concurrency: int, venv_dir: Path,
+                modules: Sequence[str] | None = None) -> dict[str, Any]:
     """Run Tempest's modules against the cloud in ``workdir``; wall time and per-test results."""
     import os
 
     from conformance.tempest import config, runner, venv
 
-    venv_dir = Path(os.environ.get("BENCH_TEMPEST_VENV", out / "tempest-venv"))
     bindir = venv.ensure_tempest(venv_dir)
     workspace = out / "tempest-workspace"
     conf = config.write_conf(workdir, workspace / "etc" / "tempest.conf")
