@@ -77,10 +77,19 @@ def _pause_reports_running(name: str, cloud: Any) -> None:
     from nova.compute import power_state
 
     def pause(self: Any, real: Any, context: Any, instance: Any) -> Any:
-        result = real(self, context, instance)
-        instance.power_state = power_state.RUNNING
-        instance.save()
-        return result
+        # The wrong power state goes into the very save that sets PAUSED: a later save of
+        # its own would leave a window in which a client sees PAUSED with power_state 3.
+        save = instance.save
+
+        def save_running(*args: Any, **kwargs: Any) -> Any:
+            instance.power_state = power_state.RUNNING
+            return save(*args, **kwargs)
+
+        instance.save = save_running
+        try:
+            return real(self, context, instance)
+        finally:
+            del instance.save
 
     switch_method(compute_manager(), "pause_instance", name, pause)
 
