@@ -358,6 +358,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     setattr(report, outcomes.REPORT_ATTR, outcome)
     if report.when == "call":
         item.user_properties.append((outcomes.PROPERTY, outcome))
+        # junitxml closes the call's testcase with this report's own properties when the
+        # teardown fails too (an ERROR call whose cleanup also failed): it must carry the outcome.
+        report.user_properties.append((outcomes.PROPERTY, outcome))
     merged = _merge_outcome(item, outcome)
     allure_support.set_status(config, merged)
     outcomes.scrub_report(report)
