@@ -106,6 +106,7 @@ def _build_cloud(config: NovaConfig, handlers: list[logging.Handler]) -> Any:
     fixes.fix_cell_databases()
     fixes.fix_neutron()
     fixes.fix_service_stop()
+    fixes.pool_sqlite_connections()
     computelog.install_thread_tracking(set(config.host_names))
     from conformance.embedded.cloud import EmbeddedCloud
     from conformance.embedded.defects import CATALOGUE
