@@ -117,6 +117,9 @@ def profile_config(state: dict[str, Any], layout_root: Path, clouds: Path) -> di
         "timeouts": {"server_build": 60, "server_action": 60, "server_delete": 60,
                      "snapshot": 120, "migration": 120, "host_command": 30},
         "concurrency": {"max_servers": 4},
+        # Operations end within seconds here: polls at most 1 s apart notice the end sooner (the
+        # default 2 s cap suits clouds whose operations take minutes); a GET costs nova ~20 ms CPU.
+        "polling": {"initial_interval": 0.2, "max_interval": 1.0, "backoff": 1.5},
     }
 
 
