@@ -299,27 +299,49 @@ def sweep(conns: Iterable[Any], run_id: str | None, *, timeout: float,
 
     Returns what was found and the failures (as readable lines).  Untagged
     resources are never touched: each candidate is re-checked before deletion.
+    A server one role could not delete (e.g. locked by an admin) is tried
+    again, by id, by every other role that can read it.
     """
-    found, failures, seen = Leftovers(), list[str](), set[str]()
+    conns = list(conns)
+    found, failures, seen, tried = Leftovers(), dict[str, str](), set[str](), dict[str, Any]()
     for conn in conns:
         leftovers = find_leftovers(conn, run_id)
         for server in (s for s in leftovers.servers if s["id"] not in seen):
             seen.add(server["id"])
             found.servers.append(server)
+            tried[f"server {server['id']}"] = conn
             _attempt(failures, f"server {server['id']}",
                      functools.partial(delete_and_wait, conn, server["id"], timeout=timeout, poll=poll))
         for image in (i for i in leftovers.images if i["id"] not in seen):
             seen.add(image["id"])
             found.images.append(image)
             _attempt(failures, f"image {image['id']}", functools.partial(delete_image, conn, image["id"]))
-    return found, failures
+    for what in [w for w in failures if w.startswith("server ")]:
+        server_id = what.removeprefix("server ")
+        for conn in (c for c in conns if c is not tried[what] and _can_read(c, server_id)):
+            if _attempt(failures, what, functools.partial(delete_and_wait, conn, server_id,
+                                                          timeout=timeout, poll=poll)):
+                break
+    return found, list(failures.values())
 
 
-def _attempt(failures: list[str], what: str, fn: Callable[[], None]) -> None:
+def _can_read(conn: Any, server_id: str) -> bool:
+    try:
+        get_server(conn, server_id)
+    except exceptions.HttpException:
+        return False
+    return True
+
+
+def _attempt(failures: dict[str, str], what: str, fn: Callable[[], None]) -> bool:
+    """Run ``fn``; record (or, on success, clear) the failure of ``what``."""
     try:
         fn()
     except Exception as exc:
-        failures.append(f"{what}: {type(exc).__name__}: {exc}")
+        failures[what] = f"{what}: {type(exc).__name__}: {exc}"
+        return False
+    failures.pop(what, None)
+    return True
 
 
 @dataclasses.dataclass(frozen=True)
