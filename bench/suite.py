@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scaling", nargs="*", default=list(SCALING), help="suites of the scaling runs")
     parser.add_argument("--no-full", action="store_true", help="skip the full-suite run")
     parser.add_argument("--tempest", action="store_true", help="also run Tempest on the same cloud")
+    parser.add_argument("--tempest-from", type=Path, default=None, metavar="BENCH_JSON",
+                        help="take the Tempest figures of an earlier bench.json (same cloud kind) instead")
     parser.add_argument("--tempest-concurrency", type=int, default=2)
     parser.add_argument("--tempest-venv", type=Path, default=Path(".tempest/venv"),
                         help="Tempest's own venv (made if missing; as python -m conformance.tempest)")
@@ -134,9 +136,13 @@ def _stages(args: argparse.Namespace, workdir: Path, result: dict[str, Any]) -> 
         result["full"] = run.measure(full, conn, workdir / "logs" / "nova-api.log")
         result["coverage"] = tempest.coverage(full.verdict, None)
         _write(args.out, result)
-    if args.tempest:
-        result["tempest"] = tempest.run_tempest(workdir, args.out, args.tempest_concurrency,
-                                                args.tempest_venv.resolve())
+    if args.tempest or args.tempest_from:
+        if args.tempest_from:
+            earlier = json.loads(args.tempest_from.read_text())["tempest"]
+            result["tempest"] = earlier | {"from": str(args.tempest_from)}
+        else:
+            result["tempest"] = tempest.run_tempest(workdir, args.out, args.tempest_concurrency,
+                                                    args.tempest_venv.resolve())
         result["coverage"] = tempest.coverage(_full_verdict(args.out), result["tempest"])
         _write(args.out, result)
     result["scaling"] = _scaling(profile, args, conn)
