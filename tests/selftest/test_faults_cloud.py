@@ -69,6 +69,7 @@ def test_api_faults_give_errors_never_fails(faulty_cloud: EmbeddedCloud, reports
     run = faulty_cloud.run_suite(reports, "-n", "2", *suites)
     counts = control(faulty_cloud, "GET", "/faults")["counts"]
 
+    print(f"faults {FAULTS}: {run.verdict.get('counts')}, exit {run.exit_code}, injected {counts}")
     errors = assert_no_fail(run)
     assert counts["nova"]["errors"] > 0 and counts["nova"]["slow"] > 0, counts  # faults did happen
     assert all("Traceback" not in g.get("message", "") for g in errors)
