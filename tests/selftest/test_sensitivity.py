@@ -40,7 +40,7 @@ DEFAULT_CLOUD_ROWS = [row for row in TABLE if "cloud" not in row]
 
 def selected_rows(rows: list[dict[str, Any]], scope: str) -> list[dict[str, Any]]:
     """Every row (scope 'all'), the first row per suite module set (scope 'family'),
-    or the rows of one table file (scope = its stem, e.g. 'core').
+    or the rows of some table files (scope = their stems, e.g. 'core' or 'lock,live').
 
     Each row costs one suite-module run against the cloud, so `tox -e self` (and CI)
     proves one defect per family and `tox -e sensitivity` proves every row.
@@ -48,7 +48,7 @@ def selected_rows(rows: list[dict[str, Any]], scope: str) -> list[dict[str, Any]
     if scope == "all":
         return rows
     if scope != "family":
-        return [row for row in rows if row["table"] == scope]
+        return [row for row in rows if row["table"] in scope.split(",")]
     seen: set[tuple[str, ...]] = set()
     picked = []
     for row in rows:
