@@ -32,6 +32,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 4
 EXIT_ERROR = 6
+EXIT_INTERRUPTED = 2  # pytest's: Ctrl-C
+INTERRUPTED = "the run was interrupted (exit 2): a guarantee shown skipped may not have been checked"
 
 
 def worst(outcomes: Iterable[str]) -> str:
@@ -133,7 +135,9 @@ class VerdictBuilder:
         return [_guarantee_entry(gid, records) for gid, records in by_id.items()]
 
     def document(self, pytest_status: int) -> dict[str, Any]:
-        """The verdict as a JSON-ready dict (see DESIGN.md)."""
+        """The verdict as a JSON-ready dict (see DESIGN.md); an interrupted run is an ERROR."""
+        if pytest_status == EXIT_INTERRUPTED and INTERRUPTED not in self.errors:
+            self.add_error(INTERRUPTED)
         return {
             "suite_version": suite_version(),
             "run_id": self.run_id,

@@ -1,4 +1,5 @@
-"""A test whose xdist worker died is an ERROR of its guarantees, never 'no test selected'."""
+"""Interrupted runs in the verdict: a dead xdist worker's test is an ERROR of its guarantees (never
+'no test selected'), and a Ctrl-C'd run is an ERROR that keeps exit code 2."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from conformance.catalogue import guarantees_of_test
 from conformance.suiterun import SuiteRun
-from conformance.verdict import VerdictBuilder
+from conformance.verdict import INTERRUPTED, VerdictBuilder
 
 SOURCE = '''
 import pytest
@@ -63,3 +64,15 @@ def test_crashed_worker_test_is_error_of_its_guarantees(tmp_path: Path) -> None:
     assert [entries[g]["outcome"] for g in ("LAUNCH-01", "LAUNCH-02", "LAUNCH-03")] == \
         ["skipped", "error", "error"]
     assert "crashed while running" in entries["LAUNCH-02"]["message"]
+
+
+def test_interrupted_run_is_error_and_keeps_exit_2() -> None:
+    """pytest's exit 2 (Ctrl-C): outcome error, the reason once in errors, exit code still 2."""
+    builder = VerdictBuilder(["LAUNCH-01", "LAUNCH-02"], "demo", "abc", "run1")
+    builder.add_phase("t.py::ok", ["LAUNCH-01"], "passed")
+
+    doc = builder.document(2)
+
+    assert (doc["outcome"], doc["exit_code"], doc["errors"]) == ("error", 2, [INTERRUPTED])
+    assert builder.document(2)["errors"] == [INTERRUPTED]
+    assert VerdictBuilder(["LAUNCH-01"], "demo", "abc", "run2").document(0)["errors"] == []
