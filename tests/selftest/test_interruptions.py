@@ -220,13 +220,15 @@ def test_sigint_mid_run_leaves_nothing(patched_cloud: EmbeddedCloud, conns: dict
     else:
         proc.send_signal(signal.SIGINT)
     code, log = finish(proc, reports)
+    verdict = json.loads((reports / "verdict.json").read_text())
     after_run = leftovers(admin, run_id)
     swept = sweep(patched_cloud, f"--run={run_id}")
     after_sweep = leftovers(admin, run_id)
     print(f"\nSIGINT to {target} after {waited:.1f}s: exit {code}, {count(after_run)} left after the run, "
           f"{count(after_sweep)} after the sweep ({swept.stdout.strip()})")
 
-    assert code != 0, log[-3000:]
+    assert (code, verdict["exit_code"], verdict["outcome"]) == (2, 2, "error"), log[-3000:]
+    assert verdict["counts"]["failed"] == 0 and "interrupted" in verdict["errors"][-1], verdict
     assert count(after_run) == 0, (after_run, log[-3000:])
     assert swept.returncode == 0 and count(after_sweep) == 0, swept.stdout + swept.stderr
     assert_foreign_unchanged(conns, foreign)
