@@ -103,11 +103,13 @@ def _bootstrap_argv(cfg: dict[str, Any]) -> list[list[str]]:
         ["fernet_setup", *owner],
         ["credential_setup", *owner],
         ["db_sync"],
-        ["bootstrap", "--bootstrap-password", cfg["admin_password"],
-         "--bootstrap-username", "admin", "--bootstrap-project-name", "admin",
-         "--bootstrap-role-name", "admin", "--bootstrap-service-name", "keystone",
-         "--bootstrap-region-id", REGION, "--bootstrap-public-url", url,
-         "--bootstrap-internal-url", url, "--bootstrap-admin-url", url],
+        # OPTION=VALUE: a generated password may start with "-", which argparse would
+        # take for an option of its own ("--bootstrap-password: expected one argument")
+        ["bootstrap", f"--bootstrap-password={cfg['admin_password']}",
+         "--bootstrap-username=admin", "--bootstrap-project-name=admin",
+         "--bootstrap-role-name=admin", "--bootstrap-service-name=keystone",
+         f"--bootstrap-region-id={REGION}", f"--bootstrap-public-url={url}",
+         f"--bootstrap-internal-url={url}", f"--bootstrap-admin-url={url}"],
     ]
 
 
