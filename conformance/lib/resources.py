@@ -70,7 +70,13 @@ class CleanupRegistry:
 
 
 class ServerSlots:
-    """A cross-process counting semaphore: ``count`` lock files in ``directory``."""
+    """A cross-process counting semaphore: ``count`` lock files in ``directory``.
+
+    A turnstile (one more lock file) keeps an :meth:`exclusive` waiter from
+    starving: while it waits, a process that holds no slot (a test about to
+    start) waits too; processes holding slots (tests under way) go on, so
+    their tests end and free the slots.
+    """
 
     def __init__(self, directory: str | Path, count: int, poll: float = 0.2):
         self.directory = Path(directory)
@@ -78,14 +84,29 @@ class ServerSlots:
         self.count = count
         self.poll = poll
         self.exclusive_held = False
+        self._handed: list[filelock.BaseFileLock] = []
 
-    def _try(self, index: int) -> filelock.BaseFileLock | None:
-        lock = filelock.FileLock(self.directory / f"slot-{index}.lock", thread_local=False)
+    def _try(self, name: str) -> filelock.BaseFileLock | None:
+        lock = filelock.FileLock(self.directory / f"{name}.lock", thread_local=False)
         try:
             lock.acquire(blocking=False)
         except filelock.Timeout:
             return None
         return lock
+
+    def _holds_a_slot(self) -> bool:
+        self._handed = [lock for lock in self._handed if lock.is_locked]
+        return bool(self._handed)
+
+    def _pass_turnstile(self) -> bool:
+        """True unless an exclusive waiter holds the turnstile (a slot holder always passes)."""
+        if self._holds_a_slot():
+            return True
+        turnstile = self._try("turnstile")
+        if turnstile is None:
+            return False
+        turnstile.release()
+        return True
 
     def acquire(self, timeout: float) -> filelock.BaseFileLock | None:
         """Take a free slot, waiting up to ``timeout`` s; raise InfraError if none frees up.
@@ -96,32 +117,48 @@ class ServerSlots:
             return None
         deadline = time.monotonic() + timeout
         while True:
-            for index in range(self.count):
-                lock = self._try(index)
-                if lock is not None:
-                    return lock
+            if self._pass_turnstile():
+                for index in range(self.count):
+                    lock = self._try(f"slot-{index}")
+                    if lock is not None:
+                        self._handed.append(lock)
+                        return lock
             if time.monotonic() >= deadline:
                 raise InfraError(f"no server slot free after {timeout:g}s "
                                  f"(concurrency.max_servers={self.count})")
+            time.sleep(self.poll)
+
+    def _hold_all(self, deadline: float, timeout: float) -> list[filelock.BaseFileLock]:
+        """Every slot, all-or-nothing attempts (never hold-and-wait) until ``deadline``."""
+        while True:
+            held = [lock for lock in (self._try(f"slot-{i}") for i in range(self.count)) if lock is not None]
+            if len(held) == self.count:
+                return held
+            for lock in held:
+                lock.release()
+            if time.monotonic() >= deadline:
+                raise InfraError(f"could not hold all {self.count} server slots within {timeout:g}s")
             time.sleep(self.poll)
 
     @contextlib.contextmanager
     def exclusive(self, timeout: float) -> Iterator[None]:
         """Hold every slot, so no other server of this run exists meanwhile.
 
-        All-or-nothing attempts (never hold-and-wait), so two callers cannot
-        deadlock; raises InfraError if the slots do not all come free in time.
+        Takes the turnstile first (no new test starts a server meanwhile), then
+        every slot; raises InfraError if they do not all come free in time.
         """
         deadline = time.monotonic() + timeout
-        while True:
-            held = [lock for lock in (self._try(i) for i in range(self.count)) if lock is not None]
-            if len(held) == self.count:
-                break
-            for lock in held:
-                lock.release()
+        turnstile = self._try("turnstile")
+        while turnstile is None:
             if time.monotonic() >= deadline:
-                raise InfraError(f"could not hold all {self.count} server slots within {timeout:g}s")
+                raise InfraError(f"could not hold all {self.count} server slots within {timeout:g}s "
+                                 "(another test holds them all)")
             time.sleep(self.poll)
+            turnstile = self._try("turnstile")
+        try:
+            held = self._hold_all(deadline, timeout)
+        finally:
+            turnstile.release()
         self.exclusive_held = True
         try:
             yield

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +152,28 @@ def test_sweep_never_touches_untagged_resources() -> None:
     deleted = [p for m, p, _ in conn.compute.calls + conn.image.calls if m == "DELETE"]
     assert deleted == ["/servers/mine", "/images/img1"] and failures == []
     assert found.describe()[0].startswith("server mine")
+
+
+def test_exclusive_waiter_is_not_starved(tmp_path: Path) -> None:
+    """While exclusive() waits, a process without a slot waits too; one holding a slot goes on."""
+    running, fresh = ServerSlots(tmp_path, 2, poll=0.01), ServerSlots(tmp_path, 2, poll=0.01)
+    waiter = ServerSlots(tmp_path, 2, poll=0.01)
+    first = running.acquire(0.05)
+    entered = threading.Event()
+
+    def exclusive() -> None:
+        with waiter.exclusive(timeout=5):
+            entered.set()
+
+    thread = threading.Thread(target=exclusive)
+    thread.start()
+    time.sleep(0.1)  # the waiter holds the turnstile now
+    with pytest.raises(InfraError):
+        fresh.acquire(0.05)
+    second = running.acquire(0.05)
+    assert first is not None and second is not None and not entered.is_set()
+    first.release()
+    second.release()
+    thread.join(5)
+    assert entered.is_set()
+    assert fresh.acquire(0.05) is not None
