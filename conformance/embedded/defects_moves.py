@@ -265,9 +265,15 @@ def _revert_new_flavor(name: str, cloud: Any) -> None:
 @defect(HOST, "resize-powers-on-stopped-guest")  # RESIZE-06
 def _resize_powers_on(name: str, cloud: Any) -> None:
     """A resize of a stopped server boots the guest on the destination: VERIFY_RESIZE with power 1."""
+    from nova.compute import power_state
+
     def finish(self: Any, real: Any, *args: Any, **kwargs: Any) -> Any:
-        if bound_argument(real, self, args, kwargs, "migration").migration_type == RESIZE:
-            return call_with(real, self, args, kwargs, power_on=True)
-        return real(self, *args, **kwargs)
+        if bound_argument(real, self, args, kwargs, "migration").migration_type != RESIZE:
+            return real(self, *args, **kwargs)
+        result = call_with(real, self, args, kwargs, power_on=True)
+        # what the power-state sync would find: Nova's own save of RESIZED carries it, so the
+        # API shows it at once rather than after the next periodic run
+        bound_argument(real, self, args, kwargs, "instance").power_state = power_state.RUNNING
+        return result
 
     switch_method(embedded_driver(), "finish_migration", name, finish)
