@@ -59,7 +59,7 @@ def _read_records(directory: Path) -> list[dict[str, Any]]:
 def run_suite(
     profile: Path, selection: Sequence[str], workers: int, out: Path, label: str, extra: Sequence[str] = ()
 ) -> SuiteRun:
-    """Run the suite (``selection``) with ``workers`` xdist workers (1: no xdist); keep its reports."""
+    """Run the suite (``selection``) with ``workers`` xdist workers; keep its reports."""
     run_id = f"b{secrets.token_hex(3)}{workers}"
     work = out / label
     probe = work / "probe"
@@ -75,7 +75,8 @@ def run_suite(
         "-p",
         "no:cacheprovider",
         "-q",
-        *(["-n", str(workers)] if workers > 1 else ["-p", "no:xdist"]),
+        "-n",
+        str(workers),  # -n 1 too: the same xdist machinery at every count (and its markers)
         *extra,
         *selection,
     ]
