@@ -112,7 +112,7 @@ def markdown(result: dict[str, Any]) -> str:
         ratio = result["tempest"]["wall_s"] / result["full"]["wall_s"]
         lines += [
             f"**Tempest / suite wall time: {ratio:.2f}x** ({result['tempest']['wall_s']:.0f} s against "
-            f"{result['full']['wall_s']:.0f} s, same cloud).",
+            f"{result['full']['wall_s']:.0f} s, the same embedded cloud configuration).",
             "",
         ]
     if "coverage" in result:
