@@ -89,7 +89,7 @@ def check_row(cloud: EmbeddedCloud, row: dict[str, Any], reports: Path) -> None:
     resume = os.environ.get("CONFORMANCE_SENSITIVITY_RESUME") == "1"
     if resume and (RESULTS_DIR / f"{row['defect']}.json").exists():
         pytest.skip("result already recorded (CONFORMANCE_SENSITIVITY_RESUME=1)")
-    extra = shlex.split(os.environ.get("CONFORMANCE_SENSITIVITY_ARGS", ""))
+    extra = shlex.split(os.environ.get("CONFORMANCE_SENSITIVITY_ARGS", "")) + row.get("args", [])
     if FOCUS:
         extra.append("--guarantee=" + ",".join([*row["breaks"], *row.get("collateral", [])]))
     started = time.monotonic()
