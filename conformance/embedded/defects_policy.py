@@ -141,7 +141,11 @@ def _conflict_as_bad_request(name: str, cloud: Any) -> None:
 
     def raise_for_state(exc: Any, action: str, server_id: str) -> None:
         if CATALOGUE.enabled(name):
-            raise webob.exc.HTTPBadRequest(explanation=f"Cannot '{action}' instance {server_id} now")
+            # A 409 whose response says 400: Nova's expected_errors() turns an HTTP error whose
+            # code the action does not list (400 is not listed for most actions) into a 500.
+            refusal = webob.exc.HTTPConflict(explanation=f"Cannot '{action}' instance {server_id} now")
+            refusal.status = "400 Bad Request"
+            raise refusal
         real(exc, action, server_id)
 
     common.raise_http_conflict_for_instance_invalid_state = raise_for_state
