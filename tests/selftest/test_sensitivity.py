@@ -87,7 +87,7 @@ def check_row(cloud: EmbeddedCloud, row: dict[str, Any], reports: Path) -> None:
     whatever happens, for `python -m tests.selftest.sensitivity_report`.
     """
     resume = os.environ.get("CONFORMANCE_SENSITIVITY_RESUME") == "1"
-    if resume and (RESULTS_DIR / f"{row['defect']}.json").exists():
+    if resume and result_path(row).exists():
         pytest.skip("result already recorded (CONFORMANCE_SENSITIVITY_RESUME=1)")
     extra = shlex.split(os.environ.get("CONFORMANCE_SENSITIVITY_ARGS", "")) + row.get("args", [])
     if FOCUS:
@@ -107,6 +107,11 @@ def check_row(cloud: EmbeddedCloud, row: dict[str, Any], reports: Path) -> None:
     assert not missed, f"{row['defect']}: not failed: {missed}\n{outcomes}\n{run.output[-4000:]}"
     assert not noise, f"{row['defect']}: unrelated guarantees did not pass: {noise}\n{run.output[-4000:]}"
     assert run.exit_code == 1, run.output[-4000:]
+
+
+def result_path(row: dict[str, Any]) -> Path:
+    """Where one row's result goes: the same defect may be a row of two tables."""
+    return RESULTS_DIR / f"{row['table']}--{row['defect']}.json"
 
 
 def short_timeouts(profile: Path, directory: Path) -> Path:
@@ -140,4 +145,4 @@ def record_result(row: dict[str, Any], outcomes: dict[str, str], missed: list[st
         "noise": noise, "exit_code": exit_code, "seconds": round(seconds, 1),
         "caught": not missed and not noise and exit_code == 1, "focused": FOCUS,
     }
-    (RESULTS_DIR / f"{row['defect']}.json").write_text(json.dumps(result, indent=1) + "\n")
+    result_path(row).write_text(json.dumps(result, indent=1) + "\n")
