@@ -74,6 +74,9 @@ class EmbeddedCloud(integrated_helpers._IntegratedTestBase):
         # idle pool workers never exit: bound the power-sync pool (default 1000)
         self.flags(sync_power_state_pool_size=8)
         self.flags(region_name=self.config.region, group="glance")
+        # a test bed, not a tenant's limit: 8 parallel clients booting and deleting hit the default
+        # 10 instances (deleted servers count until their delete finishes) and went to ERROR
+        self.flags(instances=100, cores=400, ram=409600, group="quota")
         with auth.nova_authtoken(self.keystone):
             super()._setup_services()
 
