@@ -83,7 +83,7 @@ def test_defect_is_caught(cloud: EmbeddedCloud, row: dict[str, Any], reports: Pa
 def check_row(cloud: EmbeddedCloud, row: dict[str, Any], reports: Path) -> None:
     """Run the row's suites with its defect on, record the result, assert it was caught.
 
-    The result (outcome of every guarantee of the run) goes to RESULTS_DIR/<defect>.json
+    The result (outcome of every guarantee of the run) goes to :func:`result_path`
     whatever happens, for `python -m tests.selftest.sensitivity_report`.
     """
     resume = os.environ.get("CONFORMANCE_SENSITIVITY_RESUME") == "1"
@@ -136,7 +136,7 @@ def short_timeouts(profile: Path, directory: Path) -> Path:
 
 def record_result(row: dict[str, Any], outcomes: dict[str, str], missed: list[str],
                   noise: dict[str, str], exit_code: int, seconds: float) -> None:
-    """Write one row's result as JSON into RESULTS_DIR (one file per defect)."""
+    """Write one row's result as JSON to :func:`result_path` (one file per table and defect)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     result = {
         "defect": row["defect"], "table": row["table"], "suites": row["suites"],
