@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,14 @@ from tests.selftest.cloud import EmbeddedCloud
 
 @pytest.fixture(scope="session")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCloud]:
-    """A clean embedded cloud shared by the self-tests (defects toggled per test)."""
+    """A clean embedded cloud shared by the self-tests (defects toggled per test).
+
+    CONFORMANCE_SELFTEST_CLOUD=WORKDIR uses a cloud already up there (left up afterwards).
+    """
+    existing = os.environ.get("CONFORMANCE_SELFTEST_CLOUD")
+    if existing:
+        yield EmbeddedCloud(Path(existing))
+        return
     embedded = EmbeddedCloud(tmp_path_factory.mktemp("cloud") / "w")
     embedded.up()
     try:

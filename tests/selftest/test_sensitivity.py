@@ -13,58 +13,31 @@ import pytest
 import yaml
 
 from conformance.catalogue import load_catalogue
-from tests.selftest.cloud import EmbeddedCloud
+from tests.selftest.cloud import EmbeddedCloud, SuiteRun
+from tests.selftest.sensitivity_plan import batch_id, load_table, plan_batches, selected_rows
 
 pytestmark = pytest.mark.selftest
 
-TABLE_DIR = Path(__file__).parent / "sensitivity"
 SUITES = Path(__file__).resolve().parents[2] / "conformance" / "suites"
 # Per-row results for the generated table (docs/sensitivity.md).
 RESULTS_DIR = Path(os.environ.get("CONFORMANCE_SENSITIVITY_RESULTS",
                                   Path(__file__).resolve().parents[2] / "reports" / "sensitivity"))
-
-
-def load_table() -> list[dict[str, Any]]:
-    """All rows of tests/selftest/sensitivity/*.yaml, in file order."""
-    rows: list[dict[str, Any]] = []
-    for path in sorted(TABLE_DIR.glob("*.yaml")):
-        rows.extend({**row, "table": path.stem} for row in yaml.safe_load(path.read_text()) or [])
-    return rows
-
 
 TABLE = load_table()
 # Rows with a `cloud:` key need another kind of cloud and run in their own self-test
 # (`cloud: shared-storage`: tests/selftest/test_shared_storage_cloud.py).
 DEFAULT_CLOUD_ROWS = [row for row in TABLE if "cloud" not in row]
 
-
-def selected_rows(rows: list[dict[str, Any]], scope: str) -> list[dict[str, Any]]:
-    """Every row (scope 'all'), the first row per suite module set (scope 'family'),
-    or the rows of some table files (scope = their stems, e.g. 'core' or 'lock,live').
-
-    Each row costs one suite-module run against the cloud, so `tox -e self` (and CI)
-    proves one defect per family and `tox -e sensitivity` proves every row.
-    """
-    if scope == "all":
-        return rows
-    if scope != "family":
-        return [row for row in rows if row["table"] in scope.split(",")]
-    seen: set[tuple[str, ...]] = set()
-    picked = []
-    for row in rows:
-        key = tuple(row["suites"])
-        if key not in seen:
-            seen.add(key)
-            picked.append(row)
-    return picked
-
-
 # CONFORMANCE_SENSITIVITY_FOCUS=1: run only the tests of the row's guarantees (breaks and
 # collateral), not its whole suite module. Proves sensitivity for every row in a fraction of the
 # time; that the rest of a module still passes is then shown by the unfocused family/core rows
 # and by the specificity self-test.
-FOCUS = os.environ.get("CONFORMANCE_SENSITIVITY_FOCUS", "0") == "1"
+# CONFORMANCE_SENSITIVITY_BATCH=1: several defects of different families on at once, one focused
+# run per batch (tests/selftest/sensitivity_plan.py): how CI affords every row.
+BATCH = os.environ.get("CONFORMANCE_SENSITIVITY_BATCH", "0") == "1"
+FOCUS = BATCH or os.environ.get("CONFORMANCE_SENSITIVITY_FOCUS", "0") == "1"
 ROWS = selected_rows(DEFAULT_CLOUD_ROWS, os.environ.get("CONFORMANCE_SENSITIVITY", "family"))
+BATCHES = plan_batches(ROWS) if BATCH else [[row] for row in ROWS]
 
 
 def test_every_guarantee_has_a_defect() -> None:
@@ -74,39 +47,59 @@ def test_every_guarantee_has_a_defect() -> None:
     assert not missing, f"guarantees without a defect that breaks them: {missing}"
 
 
-@pytest.mark.parametrize("row", ROWS, ids=[row["defect"] for row in ROWS])
-def test_defect_is_caught(cloud: EmbeddedCloud, row: dict[str, Any], reports: Path) -> None:
-    """With the defect on, its guarantees FAIL and the rest of the run still passes."""
-    check_row(cloud, row, reports)
+@pytest.mark.parametrize("batch", BATCHES, ids=[batch_id(b) for b in BATCHES])
+def test_defect_is_caught(cloud: EmbeddedCloud, batch: list[dict[str, Any]], reports: Path) -> None:
+    """With the defect(s) on, their guarantees FAIL and the rest of the run still passes."""
+    check_batch(cloud, batch, reports)
 
 
-def check_row(cloud: EmbeddedCloud, row: dict[str, Any], reports: Path) -> None:
-    """Run the row's suites with its defect on, record the result, assert it was caught.
+def check_batch(cloud: EmbeddedCloud, batch: list[dict[str, Any]], reports: Path) -> None:
+    """Run the batch's suites with its defects on, record each row, assert each was caught.
 
-    The result (outcome of every guarantee of the run) goes to :func:`result_path`
+    Each row's result (outcome of every guarantee of the run) goes to :func:`result_path`
     whatever happens, for `python -m tests.selftest.sensitivity_report`.
     """
-    resume = os.environ.get("CONFORMANCE_SENSITIVITY_RESUME") == "1"
-    if resume and result_path(row).exists():
-        pytest.skip("result already recorded (CONFORMANCE_SENSITIVITY_RESUME=1)")
-    extra = shlex.split(os.environ.get("CONFORMANCE_SENSITIVITY_ARGS", "")) + row.get("args", [])
-    if FOCUS:
-        extra.append("--guarantee=" + ",".join([*row["breaks"], *row.get("collateral", [])]))
+    if os.environ.get("CONFORMANCE_SENSITIVITY_RESUME") == "1" and all(
+            result_path(row).exists() for row in batch):
+        pytest.skip("results already recorded (CONFORMANCE_SENSITIVITY_RESUME=1)")
     started = time.monotonic()
-    cloud.defect(row["defect"], True)
-    try:
-        run = cloud.run_suite(reports, *extra, *[str(SUITES / s) for s in row["suites"]],
-                              profile=short_timeouts(cloud.profile, reports.parent))
-    finally:
-        cloud.defect(row["defect"], False)
+    run = run_with_defects(cloud, batch, reports)
     outcomes = run.outcomes()
-    missed = [g for g in row["breaks"] if outcomes.get(g) != "failed"]
-    allowed = set(row["breaks"]) | set(row.get("collateral", []))
+    allowed = {g for row in batch for g in [*row["breaks"], *row.get("collateral", [])]}
     noise = {g: o for g, o in outcomes.items() if g not in allowed and o not in ("passed", "skipped")}
-    record_result(row, outcomes, missed, noise, run.exit_code, time.monotonic() - started)
-    assert not missed, f"{row['defect']}: not failed: {missed}\n{outcomes}\n{run.output[-4000:]}"
-    assert not noise, f"{row['defect']}: unrelated guarantees did not pass: {noise}\n{run.output[-4000:]}"
-    assert run.exit_code == 1, run.output[-4000:]
+    seconds = time.monotonic() - started
+    missed = {}
+    for row in batch:
+        missed[row["defect"]] = [g for g in row["breaks"] if outcomes.get(g) != "failed"]
+        record_result(row, batch, outcomes, missed[row["defect"]], noise, run.exit_code, seconds)
+    tail = run.output[-4000:]
+    not_failed = {d: m for d, m in missed.items() if m}
+    assert not not_failed, f"not failed: {not_failed}\n{outcomes}\n{tail}"
+    assert not noise, f"unrelated guarantees did not pass: {noise}\n{tail}"
+    assert run.exit_code == 1, tail
+
+
+def run_with_defects(cloud: EmbeddedCloud, batch: list[dict[str, Any]], reports: Path) -> SuiteRun:
+    """One suite run of the batch's suite modules (focused: only the batch's guarantees)
+    with every defect of the batch switched on, and off again afterwards."""
+    extra = shlex.split(os.environ.get("CONFORMANCE_SENSITIVITY_ARGS", ""))
+    extra += [arg for row in batch for arg in row.get("args", [])]
+    if FOCUS:
+        ids = [g for row in batch for g in [*row["breaks"], *row.get("collateral", [])]]
+        extra.append("--guarantee=" + ",".join(dict.fromkeys(ids)))
+    if len(batch) > 1 and "-n" not in extra:
+        extra += ["-n", "4"]
+    suites = dict.fromkeys(str(SUITES / s) for row in batch for s in row["suites"])
+    switched = []
+    try:
+        for row in batch:
+            cloud.defect(row["defect"], True)
+            switched.append(row["defect"])
+        return cloud.run_suite(reports, *extra, *suites,
+                               profile=short_timeouts(cloud.profile, reports.parent))
+    finally:
+        for name in switched:
+            cloud.defect(name, False)
 
 
 def result_path(row: dict[str, Any]) -> Path:
@@ -134,8 +127,8 @@ def short_timeouts(profile: Path, directory: Path) -> Path:
     return out
 
 
-def record_result(row: dict[str, Any], outcomes: dict[str, str], missed: list[str],
-                  noise: dict[str, str], exit_code: int, seconds: float) -> None:
+def record_result(row: dict[str, Any], batch: list[dict[str, Any]], outcomes: dict[str, str],
+                  missed: list[str], noise: dict[str, str], exit_code: int, seconds: float) -> None:
     """Write one row's result as JSON to :func:`result_path` (one file per table and defect)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     result = {
@@ -144,5 +137,6 @@ def record_result(row: dict[str, Any], outcomes: dict[str, str], missed: list[st
         "cloud": row.get("cloud", "default"), "outcomes": outcomes, "missed": missed,
         "noise": noise, "exit_code": exit_code, "seconds": round(seconds, 1),
         "caught": not missed and not noise and exit_code == 1, "focused": FOCUS,
+        "batch": [r["defect"] for r in batch if r is not row],
     }
     result_path(row).write_text(json.dumps(result, indent=1) + "\n")
