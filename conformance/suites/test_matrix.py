@@ -2,9 +2,11 @@
 
 For each stable state, :class:`Refusals` boots one server (per xdist worker),
 brings it into the state, and sends every action the state forbids once, as
-the action's role, recording each answer and the server right after it; then
-the same requests as the admin; then, with the server locked, as another
-project's member, the reader, the member and the admin.  The server is deleted
+the action's role, recording each answer and the server right after it, and
+the server once more after them all; then the same requests as the admin;
+then, with the server locked, as another project's member, the reader, the
+member and the admin.  Each of these three batches is sent FAN_OUT requests at
+a time (none of them may change the server, so their order does not matter).  The server is deleted
 as soon as its state is done, so the matrix holds one server at a time.  Each
 test asserts one guarantee for one (state, action) from those records; states
 the profile cannot reach skip with the reason.
@@ -20,6 +22,7 @@ import pytest
 from conformance import guarantee, requires
 from conformance.fixtures import optional
 from conformance.lib.api import version_tuple
+from conformance.lib.fanout import fan_out
 from conformance.lib.observe import Observer, Scenario
 from conformance.lib.resources import BootSpec, ServerFactory
 from conformance.lib.servers import Server, get_server
@@ -41,6 +44,9 @@ from conformance.profile import Profile, Timeouts
 MATRIX = load_matrix()
 LOCKED_ROLES = ("other_member", "reader", "member", "admin")
 PRECEDENCE = {"other_member": 404, "reader": 403, "member": 409}
+# Refused requests in flight at once per batch (none may change the server, so their order does
+# not matter; each is still read back right after its answer, and the server once after them all).
+FAN_OUT = 8
 
 
 def _marks(state: str) -> list[Any]:
@@ -111,17 +117,25 @@ class Refusals:
             self.factory.delete(created.id)
         return run
 
-    def _send_all(self, server: Server, state: str, conn_of: Any, after: Any = None) -> dict[str, Any]:
+    def _send_all(self, server: Server, state: str, conn_of: Any, after: Any = None,
+                  limit: int = FAN_OUT) -> dict[str, Any]:
+        """Send each refused action of ``state`` with ``conn_of(action)``, ``limit`` at a time.
+
+        ``after(action)`` runs in the same thread right after each answer (the per-request read).
+        """
         values = {**self.reacher.values, "az": server.data.get("OS-EXT-AZ:availability_zone") or "nova",
                   "compute_host": server.host or "conformance-any-host"}
-        answers: dict[str, Any] = {}
-        for action in MATRIX.refused(state):
-            conn = conn_of(action)
-            if self.unsent(action, conn) is None:
-                answers[action.name] = attempt(conn, server.id, fill(action.body, values))
-                if after is not None:
-                    after(action.name)
-        return answers
+        todo = [(action, conn) for action in MATRIX.refused(state)
+                if self.unsent(action, conn := conn_of(action)) is None]
+
+        def one(item: tuple[Action, Any]) -> tuple[str, Answer]:
+            action, conn = item
+            answer = attempt(conn, server.id, fill(action.body, values))
+            if after is not None:
+                after(action.name)
+            return action.name, answer
+
+        return dict(fan_out(one, todo, limit))
 
     def _refuse(self, run: Scenario, server: Server, state: str) -> None:
         member, admin, sid = self.roles["member"], self.roles.get("admin"), server.id
@@ -138,17 +152,22 @@ class Refusals:
         run.locked = self._locked(server, state) if self.locking else None
 
     def _locked(self, server: Server, state: str) -> dict[str, dict[str, Answer]]:
-        """Answers per member action and role while the member holds a lock."""
+        """Answers per member action and role while the member holds a lock (all roles at once)."""
         member = self.roles["member"]
         lock(member, server.id)
         try:
-            per_role = {role: self._send_all(server, state, lambda a, r=role: self._locked_conn(a, r))
-                        for role in LOCKED_ROLES}
+            per_role = dict(fan_out(lambda role: (role, self._as_locked(server, state, role)),
+                                    LOCKED_ROLES, len(LOCKED_ROLES)))
         finally:
             unlock(member, server.id)
         return {action.name: {role: per_role[role][action.name] for role in per_role
                               if action.name in per_role[role]}
                 for action in MATRIX.refused(state) if action.role == "member"}
+
+    def _as_locked(self, server: Server, state: str, role: str) -> dict[str, Any]:
+        """The member's refused actions sent by ``role`` (the roles share FAN_OUT between them)."""
+        return self._send_all(server, state, lambda a: self._locked_conn(a, role),
+                              limit=FAN_OUT // len(LOCKED_ROLES))
 
     def _locked_conn(self, action: Action, role: str) -> Any:
         return self.roles.get(role) if action.role == "member" else None
@@ -174,9 +193,13 @@ def _identity(server: Server) -> tuple[Any, ...]:
             server.flavor, server.image_id, server.addresses, server.data.get("locked"))
 
 
-def _before(run: Scenario) -> Server:
-    snap = run.before
+def _server_of(snap: Any) -> Server:
+    """The server of a snapshot, as the admin saw it if the profile has an admin."""
     return snap.facts.get("admin_server") or snap.server
+
+
+def _before(run: Scenario) -> Server:
+    return _server_of(run.before)
 
 
 @guarantee("MATRIX-01")
@@ -195,6 +218,7 @@ def test_refusal_leaves_server_unchanged(refusals: Refusals, state: str, action:
     answer, run = refusals.answer(state, action), refusals.of(state)
 
     assert _identity(run.after[action]) == _identity(_before(run)), f"{action} in {state}: {answer}"
+    assert _identity(_server_of(run.settled)) == _identity(_before(run)), f"{state}, after all refusals"
 
 
 @guarantee("MATRIX-03")
