@@ -54,6 +54,8 @@ def render(results: list[dict[str, Any]], catalogue_ids: list[str]) -> str:
         f" failed or errored, exit 1): {sum(1 for r in results if r['caught'])}",
         f"- rows run focused (only the tests of their guarantees, `--guarantee`):"
         f" {sum(1 for r in results if r.get('focused'))}; the others ran their whole suite module",
+        f"- rows run in a batch with defects of other families"
+        f" (`CONFORMANCE_SENSITIVITY_BATCH=1`): {sum(1 for r in results if r.get('batch'))}",
         "",
         "| guarantee | defect | outcome |",
         "|---|---|---|",
