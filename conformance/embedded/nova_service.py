@@ -107,6 +107,7 @@ def _build_cloud(config: NovaConfig, handlers: list[logging.Handler]) -> Any:
     fixes.fix_neutron()
     fixes.fix_service_stop()
     fixes.pool_sqlite_connections()
+    fixes.per_host_resource_locks()
     computelog.install_thread_tracking(set(config.host_names))
     from conformance.embedded.cloud import EmbeddedCloud
     from conformance.embedded.defects import CATALOGUE
