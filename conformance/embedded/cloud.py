@@ -33,6 +33,24 @@ LOG = logging.getLogger(__name__)
 # Nova loads ``nova.virt.<compute_driver>``: expose our driver module there
 DRIVER = "embedded.EmbeddedDriver"
 CONTROLLER_HOST = "controller"
+RPC_WORKERS = 16  # threads per RPC server (see bound_rpc_executors)
+
+
+def bound_rpc_executors(flags: Any) -> None:
+    """Size each RPC server's executor at ``RPC_WORKERS`` threads (oslo.messaging: 64).
+
+    Every RPC server (conductor, scheduler, each compute: 8 in all) has its own
+    futurist executor, whose idle workers never exit: after a soak of 8
+    parallel boot/delete clients the Nova process held 126 RPC workers and
+    kept growing towards 8 x 64.  16 concurrent requests per service is more
+    than a test bed sends, and the nested calls of a live migration (source
+    -> destination -> source) need only a few.
+    """
+    from oslo_config import cfg
+    from oslo_messaging import server
+
+    cfg.CONF.register_opts(server._pool_opts)
+    flags(executor_thread_pool_size=RPC_WORKERS)
 
 
 class EmbeddedCloud(integrated_helpers._IntegratedTestBase):
@@ -73,6 +91,7 @@ class EmbeddedCloud(integrated_helpers._IntegratedTestBase):
         self.flags(response_validation="warn", group="api")
         # idle pool workers never exit: bound the power-sync pool (default 1000)
         self.flags(sync_power_state_pool_size=8)
+        bound_rpc_executors(self.flags)
         self.flags(region_name=self.config.region, group="glance")
         # a test bed, not a tenant's limit: 8 parallel clients booting and deleting hit the default
         # 10 instances (deleted servers count until their delete finishes) and went to ERROR
