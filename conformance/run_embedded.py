@@ -14,6 +14,7 @@ reports; a finding turns a passing run's exit code into 6 (a suite bug).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -29,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (tox escalating, a CI timeout) is handled like Ctrl-C, so `down` still runs.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        up = _embedded("up", workdir, *args.up_arg)
+        # a watchdog stops the cloud if this process is killed before its `down`
+        up = _embedded("up", workdir, f"--owner-pid={os.getpid()}", *args.up_arg)
         if up != 0:
             print(f"run_embedded: `embedded up` failed (exit {up}); see {workdir}", file=sys.stderr)
             return EXIT_ERROR

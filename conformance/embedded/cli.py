@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fixed port for keystone, glance, nova, placement or control")
     up.add_argument("--timeout", type=float, default=300.0, metavar="S",
                     help="give up after S seconds (default 300)")
+    up.add_argument("--owner-pid", type=int, default=None, metavar="PID",
+                    help="stop the cloud when process PID exits without `down` (a watchdog "
+                    "process polls it every second; default: no watchdog)")
     up.add_argument("--nova-module", default=None, help=argparse.SUPPRESS)
     sub.add_parser("down", parents=[workdir], help="stop the cloud, keep its logs")
     sub.add_parser("status", parents=[workdir], help="health of every service")
@@ -87,6 +90,10 @@ def _validate_up(args: argparse.Namespace) -> None:
     for patch in args.patch:
         if patch.suffix != ".py" or not patch.is_file():
             raise ValueError(f"--patch {patch}: not an existing .py file")
+    if args.owner_pid is not None:
+        from conformance.embedded.watchdog import owner_record
+
+        owner_record(args.owner_pid)  # raises ValueError if no such process
     known = _known_defects()
     unknown = [d for d in args.defect if known is not None and d not in known]
     if unknown:
@@ -121,6 +128,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         periodic_interval=args.periodic_interval, ports=dict(args.port), timeout=args.timeout,
         soft_delete=args.soft_delete, faults=args.faults,
         shelved_offload_time=args.shelved_offload_time,
+        owner_pid=args.owner_pid,
         nova_module=args.nova_module or orchestrator.NOVA_MODULE)
     orchestrator.check_fixed_ports(opts)
     with locked(layout):

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conformance.embedded import glance_service, keystone_service, procs, profilegen, sshd
+from conformance.embedded import glance_service, keystone_service, procs, profilegen, sshd, watchdog
 from conformance.embedded.hoststate import HostState
 from conformance.embedded.httpcheck import call_json, status_code
 from conformance.embedded.serving import EXIT_PORT_IN_USE, rss_mb, write_json_atomic
@@ -57,6 +57,7 @@ class UpOptions:
     soft_delete: int | None = None  # reclaim_instance_interval (s): DELETE is a soft delete
     faults: str | None = None  # API fault spec, switched on once the cloud is ready (faults.py)
     shelved_offload_time: int | None = None  # Nova's [DEFAULT] shelved_offload_time (None: -1)
+    owner_pid: int | None = None  # a watchdog stops the cloud when this process dies
 
 
 class Progress:
@@ -215,6 +216,16 @@ class Up:
         self.state["ssh"] = {"user": profilegen.ssh_user(), "key_file": str(key),
                              "known_hosts": str(lay.ssh / "known_hosts")}
 
+    def _start_watchdog(self) -> None:
+        """With ``--owner-pid``: a watchdog stops every process when the owner dies."""
+        if self.opts.owner_pid is None:
+            return
+        path, log = self.layout.root / "watchdog.json", self.layout.log("watchdog")
+        self.state["owner"] = watchdog.owner_record(self.opts.owner_pid)
+        write_json_atomic(path, watchdog.config(self.state["owner"], dict(self.state["processes"])))
+        proc = procs.spawn_module(watchdog.MODULE, path, log, self.layout.root)
+        self._track("watchdog", proc, str(path), log)
+
     # -- waiting and configuring ------------------------------------------------
     def _check_alive(self, name: str) -> None:
         proc, log = self.procs[name], Path(self.state["processes"][name]["log"])
@@ -335,6 +346,7 @@ class Up:
         self._start_keystone_glance()
         self._start_sshd()
         self.say(f"started nova, keystone, glance and {len(self.hosts) + 1} sshd processes")
+        self._start_watchdog()
         importlib.import_module("openstack")  # warm the import while the services boot
         self._setup_keystone()
         self._setup_glance()

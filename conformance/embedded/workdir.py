@@ -51,7 +51,7 @@ class Layout:
         """Everything ``up`` creates and ``down`` removes (logs and reports stay)."""
         return [self.state, self.clouds, self.profile, self.nova_json, self.nova_ready,
                 self.keystone, self.glance, self.ssh, self.hosts, self.root / "shared",
-                self.root / "tmp", self.root / "nova-tmp"]
+                self.root / "tmp", self.root / "nova-tmp", self.root / "watchdog.json"]
 
 
 def ensure_writable(layout: Layout) -> None:

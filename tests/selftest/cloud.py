@@ -49,7 +49,8 @@ class EmbeddedCloud:
         return subprocess.run(cmd, cwd=REPO, text=True, capture_output=True, check=check)
 
     def up(self) -> None:
-        result = self.cli("up", *self.up_args, check=False)
+        # the cloud stops itself if this test process dies without `down` (watchdog)
+        result = self.cli("up", *self.up_args, f"--owner-pid={os.getpid()}", check=False)
         if result.returncode != 0:
             raise RuntimeError(f"embedded up failed:\n{result.stdout}\n{result.stderr}")
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
 
 from conformance import run_embedded
+
+OWNER = f"--owner-pid={os.getpid()}"  # the cloud's watchdog stops it if run_embedded dies
 
 
 @dataclasses.dataclass
@@ -51,7 +54,7 @@ def test_exit_code_is_the_suites(fake: FakeRun, tmp_path: Path) -> None:
     code = run_embedded.main(["--workdir", str(tmp_path), "--up-arg=--defect=x", "--report", "--",
                               "-n", "2"])
     assert code == 1
-    assert fake.calls == [("up", "--defect=x"), ("pytest", str(tmp_path / "profile.yaml"), "-n", "2"),
+    assert fake.calls == [("up", OWNER, "--defect=x"), ("pytest", str(tmp_path / "profile.yaml"), "-n", "2"),
                           ("report",), ("scan", "reports"), ("down",)]
 
 
@@ -69,7 +72,7 @@ def test_down_runs_when_up_fails(fake: FakeRun, tmp_path: Path) -> None:
     """A cloud that does not come up is an ERROR (6), and down still runs."""
     fake.up_code = 3
     assert run_embedded.main(["--workdir", str(tmp_path)]) == 6
-    assert fake.calls == [("up",), ("down",)]
+    assert fake.calls == [("up", OWNER), ("down",)]
 
 
 def test_down_runs_on_interrupt(fake: FakeRun, tmp_path: Path) -> None:
