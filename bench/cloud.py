@@ -1,6 +1,6 @@
 """Benchmark the embedded cloud itself: start-up, boot latency, a boot/delete soak, memory, teardown.
 
-Usage: ``python -m bench.cloud [--clients 8] [--cycles 60] [--boots 20] [--workdir DIR]``
+Usage: ``python -m bench.cloud [--clients 8] [--cycles 60] [--boots 20] [--poll S] [--workdir DIR]``
 
 Measures, on one fresh cloud (the figures of issue 2):
 
@@ -8,8 +8,17 @@ Measures, on one fresh cloud (the figures of issue 2):
 - median and p95 of boot to ACTIVE over ``--boots`` sequential boots (member role);
 - a soak of ``--clients`` parallel clients x ``--cycles`` boot/delete cycles: hangs
   (an operation not done within the per-operation limit), servers in ERROR;
-- RSS and thread count of every cloud process after the soak;
+- RSS and thread count of every cloud process before and after the soak, and
+  the Nova process's largest thread count during it;
 - after ``down``: processes still alive and ports still bound (goal: none).
+
+While the soak runs, a line every ``--every`` seconds (default 15) on stderr:
+cycles done, operations in flight, median/p95 boot so far, hangs, ERROR,
+exceptions, the Nova process's threads and RSS, the load average.  Soak
+clients poll a server's status every ``--poll`` seconds (default 0.5, like a
+patient client; Tempest polls every 1 s): 8 clients polling every 50 ms spent
+40 % of the Nova process's CPU on their own status requests.  Sequential
+boots poll every 50 ms (one client, fine resolution).
 
 Writes reports/bench/cloud.json and prints a Markdown summary.
 """
@@ -25,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,6 +47,7 @@ from conformance.embedded import procs
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "reports" / "bench" / "cloud.json"
 OP_LIMIT_S = 120.0  # an operation slower than this counts as a hang
+FINE_POLL_S = 0.05  # status poll of the sequential boots
 
 
 def embedded(*args: str, workdir: Path) -> subprocess.CompletedProcess[str]:
@@ -48,32 +59,33 @@ def embedded(*args: str, workdir: Path) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def wait_status(conn: Any, server_id: str, wanted: str) -> str:
-    """Poll every 50 ms until the server has status ``wanted`` (or is gone, for DELETED)."""
+def wait_status(conn: Any, server_id: str, wanted: str, poll: float = FINE_POLL_S) -> str:
+    """Poll every ``poll`` s until the server has status ``wanted`` (or is gone, for DELETED)."""
     deadline = time.monotonic() + OP_LIMIT_S
     while time.monotonic() < deadline:
         server = conn.compute.find_server(server_id, ignore_missing=True)
         status = "DELETED" if server is None else server.status
         if status == wanted or status == "ERROR":
             return str(status)
-        time.sleep(0.05)
+        time.sleep(poll)
     return "HANG"
 
 
-def boot(conn: Any, state: dict[str, Any], name: str) -> tuple[float, str, str]:
+def boot(conn: Any, state: dict[str, Any], name: str,
+         poll: float = FINE_POLL_S) -> tuple[float, str, str]:
     """Boot one server; return (seconds to ACTIVE, end status, server id)."""
     started = time.monotonic()
     server = conn.compute.create_server(
         name=name, flavor_id=state["flavors"]["conformance.small"],
         image_id=state["images"]["conformance-image"], networks=[{"uuid": state["network_id"]}])
-    status = wait_status(conn, server.id, "ACTIVE")
+    status = wait_status(conn, server.id, "ACTIVE", poll)
     return time.monotonic() - started, status, server.id
 
 
-def delete(conn: Any, server_id: str) -> str:
+def delete(conn: Any, server_id: str, poll: float = FINE_POLL_S) -> str:
     """Delete one server and wait until it is gone; return DELETED, ERROR or HANG."""
     conn.compute.delete_server(server_id, ignore_missing=True)
-    return wait_status(conn, server_id, "DELETED")
+    return wait_status(conn, server_id, "DELETED", poll)
 
 
 def boot_latency(conn: Any, state: dict[str, Any], boots: int) -> dict[str, Any]:
@@ -90,40 +102,110 @@ def boot_latency(conn: Any, state: dict[str, Any], boots: int) -> dict[str, Any]
             "p95_s": round(times[int(0.95 * (len(times) - 1))], 3), "max_s": round(times[-1], 3)}
 
 
-def soak_client(cloud: str, state: dict[str, Any], client: int, cycles: int) -> dict[str, int]:
-    """One client's boot/delete cycles: counts of hangs, servers in ERROR and exceptions."""
+def percentile(values: list[float], share: float) -> float:
+    """The ``share`` percentile (nearest rank below) of ``values``; 0.0 when empty."""
+    ordered = sorted(values)
+    return ordered[int(share * (len(ordered) - 1))] if ordered else 0.0
+
+
+class Progress:
+    """Shared counters of the soak clients, and the progress line made from them."""
+
+    KEYS = ("cycles", "hangs", "errors", "exceptions")
+
+    def __init__(self, total: int):
+        self.total = total
+        self.started = time.monotonic()
+        self.lock = threading.Lock()
+        self.counts = dict.fromkeys(self.KEYS, 0)
+        self.in_flight = 0
+        self.boots: list[float] = []
+
+    def begin(self) -> None:
+        """A client starts a boot/delete cycle."""
+        with self.lock:
+            self.in_flight += 1
+
+    def end(self, boot_s: float | None = None, **counts: int) -> None:
+        """A client ends a cycle: its boot time (if it booted) and counts to add."""
+        with self.lock:
+            self.in_flight -= 1
+            if boot_s is not None:
+                self.boots.append(boot_s)
+            for key, value in counts.items():
+                self.counts[key] += value
+
+    def line(self, extra: str = "") -> str:
+        """``[soak +75 s] 120/480 cycles, 8 in flight, boot median 5.2 s p95 12.0 s, ...``."""
+        with self.lock:
+            counts, boots, flying = dict(self.counts), list(self.boots), self.in_flight
+        elapsed = time.monotonic() - self.started
+        return (f"[soak {time.strftime('%H:%M:%S')} +{elapsed:.0f} s] {counts['cycles']}/"
+                f"{self.total} cycles, {flying} in flight, boot median "
+                f"{percentile(boots, 0.5):.1f} s p95 {percentile(boots, 0.95):.1f} s,"
+                f" {counts['hangs']} hangs, {counts['errors']} ERROR,"
+                f" {counts['exceptions']} exceptions{extra}")
+
+
+def soak_client(cloud: str, state: dict[str, Any], client: int, cycles: int,
+                progress: Progress, poll: float) -> None:
+    """One client's boot/delete cycles, counted in ``progress``."""
     conn = openstack.connect(cloud=cloud)
-    counts = {"cycles": 0, "hangs": 0, "errors": 0, "exceptions": 0}
     for i in range(cycles):
+        progress.begin()
         try:
-            _, status, server_id = boot(conn, state, f"bench-soak-{client}-{i}")
-            gone = delete(conn, server_id)
+            seconds, status, server_id = boot(conn, state, f"bench-soak-{client}-{i}", poll)
+            gone = delete(conn, server_id, poll)
         except Exception:  # a soak counts every kind of failure
-            counts["exceptions"] += 1
+            progress.end(exceptions=1)
             continue
-        counts["cycles"] += 1
-        counts["hangs"] += (status == "HANG") + (gone == "HANG")
-        counts["errors"] += (status == "ERROR") + (gone == "ERROR")
-    return counts
+        progress.end(seconds if status == "ACTIVE" else None, cycles=1,
+                     hangs=(status == "HANG") + (gone == "HANG"),
+                     errors=(status == "ERROR") + (gone == "ERROR"))
 
 
-def soak(state: dict[str, Any], clients: int, cycles: int) -> dict[str, Any]:
+def report_progress(progress: Progress, state: dict[str, Any], every: float,
+                    done: threading.Event, peak: dict[str, int]) -> None:
+    """Print a progress line every ``every`` s until ``done``; track the Nova threads' peak."""
+    while not done.wait(every):
+        nova = process_figures(state).get("nova", {})
+        peak["threads"] = max(peak.get("threads", 0), nova.get("threads", 0))
+        print(progress.line(f"; nova {nova.get('threads', '?')} threads, "
+                            f"{nova.get('rss_mb', '?')} MB; load {os.getloadavg()[0]:.1f}"),
+              file=sys.stderr, flush=True)
+
+
+def soak(state: dict[str, Any], clients: int, cycles: int, poll: float = 0.5,
+         every: float = 15.0) -> dict[str, Any]:
     """``clients`` parallel clients x ``cycles`` boot/delete cycles; summed counts and wall time."""
-    started = time.monotonic()
+    progress = Progress(clients * cycles)
+    done, peak = threading.Event(), {"threads": 0}
+    reporter = threading.Thread(target=report_progress, daemon=True,
+                                args=(progress, state, every, done, peak))
+    reporter.start()
     with ThreadPoolExecutor(clients) as pool:
-        futures = [pool.submit(soak_client, "embedded-member", state, c, cycles)
+        futures = [pool.submit(soak_client, "embedded-member", state, c, cycles, progress, poll)
                    for c in range(clients)]
-        results = [f.result() for f in futures]
-    total = {k: sum(r[k] for r in results) for k in results[0]}
-    return {"clients": clients, "cycles_per_client": cycles, **total,
-            "wall_s": round(time.monotonic() - started, 1)}
+        for future in futures:
+            future.result()
+    done.set()
+    reporter.join()
+    print(progress.line(), file=sys.stderr, flush=True)
+    return {"clients": clients, "cycles_per_client": cycles, "poll_s": poll, **progress.counts,
+            "boot_median_s": round(percentile(progress.boots, 0.5), 2),
+            "boot_p95_s": round(percentile(progress.boots, 0.95), 2),
+            "nova_threads_peak": peak["threads"], "load_at_end": os.getloadavg()[0],
+            "wall_s": round(time.monotonic() - progress.started, 1)}
 
 
 def process_figures(state: dict[str, Any]) -> dict[str, dict[str, int]]:
     """RSS (MB) and thread count of each cloud process, from /proc."""
     figures = {}
     for name, proc in state["processes"].items():
-        status = Path(f"/proc/{proc['pid']}/status").read_text()
+        try:
+            status = Path(f"/proc/{proc['pid']}/status").read_text()
+        except OSError:  # gone
+            continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         figures[name] = {"rss_mb": int(fields["VmRSS"].split()[0]) // 1024,
                          "threads": int(fields["Threads"])}
@@ -146,13 +228,18 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     started = time.monotonic()
     embedded("up", workdir=workdir)
     result: dict[str, Any] = {"up_s": round(time.monotonic() - started, 1),
-                              "load_at_start": os.getloadavg()[0], "cpus": os.cpu_count()}
+                              "load_at_start": os.getloadavg()[0], "cpus": os.cpu_count(),
+                              "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+                              "settle_s": args.settle}
     state = json.loads((workdir / "state.json").read_text())
     try:
         os.environ["OS_CLIENT_CONFIG_FILE"] = str(workdir / "clouds.yaml")
         result["boot"] = boot_latency(openstack.connect(cloud="embedded-member"), state, args.boots)
-        result["soak"] = soak(state, args.clients, args.cycles)
+        result["before_soak"] = process_figures(state)
+        result["soak"] = soak(state, args.clients, args.cycles, args.poll, args.every)
         result["after_soak"] = process_figures(state)
+        time.sleep(args.settle)
+        result["after_settle"] = process_figures(state)
     finally:
         embedded("down", workdir=workdir)
     result["after_down"] = leftovers(state)
@@ -170,7 +257,12 @@ def summary(result: dict[str, Any]) -> str:
         f" ({result['boot']['boots']} sequential boots)",
         f"- soak {soak_['clients']} clients x {soak_['cycles_per_client']} boot/delete cycles:"
         f" {soak_['cycles']} done, {soak_['hangs']} hangs, {soak_['errors']} ERROR,"
-        f" {soak_['exceptions']} exceptions, {soak_['wall_s']} s",
+        f" {soak_['exceptions']} exceptions, {soak_['wall_s']} s; boot median"
+        f" {soak_['boot_median_s']} s, p95 {soak_['boot_p95_s']} s (poll {soak_['poll_s']} s);"
+        f" load average {soak_['load_at_end']:.1f} at the end",
+        f"- Nova threads: {result['before_soak']['nova']['threads']} before the soak,"
+        f" {soak_['nova_threads_peak']} at most during it, {result['after_soak']['nova']['threads']}"
+        f" after, {result['after_settle']['nova']['threads']} {result['settle_s']} s later",
         f"- RSS after the soak: {rss} MB in all "
         + ", ".join(f"{n} {p['rss_mb']} MB/{p['threads']} threads" for n, p in result["after_soak"].items()
                     if not n.startswith("sshd")),
@@ -185,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--cycles", type=int, default=60)
     parser.add_argument("--boots", type=int, default=20)
+    parser.add_argument("--poll", type=float, default=0.5, help="status poll of the soak clients (s)")
+    parser.add_argument("--every", type=float, default=15.0, help="seconds between progress lines")
+    parser.add_argument("--settle", type=float, default=30.0,
+                        help="seconds after the soak before the last RSS/thread figures")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-cloud-")) / "w"
