@@ -354,9 +354,10 @@ def reacher(request: pytest.FixtureRequest, profile: Profile, member: Any, boot_
 
 # ------------------------------------------------------------------ hosts to oneself
 # A test that fences a host or names hosts in its requests leases them first (conformance/lib/leases.py):
-# only a holder names hosts, and only its own; before fencing, the holder drains its host
+# only a holder names hosts, and only its own; moves share hosts, a host to fence is leased exclusively
+# and, before fencing, the holder drains it
 # (conformance/lib/hostcontrol.py:drain), so no other test's server is ever on a fenced host.
-LeaseHosts = Callable[[int], contextlib.AbstractContextManager[list[str]]]
+LeaseHosts = Callable[..., contextlib.AbstractContextManager[list[str]]]
 ScopedFactory = Callable[[Any], contextlib.AbstractContextManager[ServerFactory]]
 
 
@@ -368,16 +369,18 @@ def host_leases(run_id: str) -> HostLeases:
 
 @pytest.fixture(scope="session")
 def lease_hosts(host_leases: HostLeases, admin: Any, timeouts: Timeouts) -> LeaseHosts:
-    """``with lease_hosts(2) as (source, dest):`` hosts only this test may name, drain or fence.
+    """``with lease_hosts(2) as (source, dest):`` hosts this test may name (boot on, move between).
 
-    Skips when the cloud has fewer nova-compute hosts than asked for.  Take the
-    lease before creating any server (leases are all-or-nothing, slots are not).
+    The leases are shared with other moves; ``lease_hosts(2, exclusive=1)`` leases
+    the first host exclusively: only then may the test drain or fence it.  Skips
+    when the cloud has fewer nova-compute hosts than asked for.  Take the lease
+    before creating any server (leases are all-or-nothing, slots are not).
     """
-    def lease(count: int) -> contextlib.AbstractContextManager[list[str]]:
+    def lease(count: int, exclusive: int = 0) -> contextlib.AbstractContextManager[list[str]]:
         total = len(compute_services(admin))
         if total < count:
             pytest.skip(f"the cloud has {total} nova-compute host(s); this test needs {count}")
-        return host_leases.hold(lambda: usable_hosts(admin), count, timeouts.host_lease)
+        return host_leases.hold(lambda: usable_hosts(admin), count, timeouts.host_lease, exclusive)
 
     return lease
 

@@ -60,7 +60,7 @@ def evacuated(request: pytest.FixtureRequest, lease_hosts: LeaseHosts, scoped_fa
     evac = Scenario("evacuate")
     kinds = {k: v for k, v in KINDS.items() if version_tuple(max_microversion(admin) or "2.1")
              >= version_tuple(v)}
-    with lease_hosts(2) as (source, dest), scoped_factory(admin) as factory, evac.acting(), \
+    with lease_hosts(2, exclusive=1) as (source, dest), scoped_factory(admin) as factory, evac.acting(), \
             contextlib.ExitStack() as restore:
         if not fencer.can_fence(source):
             pytest.skip(f"host_control cannot reach {source}")

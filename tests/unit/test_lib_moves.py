@@ -53,6 +53,23 @@ def test_a_lease_waits_for_the_holder(tmp_path: Path) -> None:
         holder.join()
 
 
+def test_shared_leases_share_a_host_an_exclusive_one_does_not(tmp_path: Path) -> None:
+    leases, hosts = HostLeases(tmp_path, poll=0.01, slots=2), ["c1", "c2", "c3"]
+    with leases.hold(lambda: hosts, 2, timeout=1, exclusive=0) as live:
+        assert live == ["c1", "c2"]
+        with leases.hold(lambda: hosts, 2, timeout=1, exclusive=0) as cold:
+            assert cold == ["c1", "c2"]
+            with pytest.raises(InfraError, match="could not lease 2"), \
+                    leases.hold(lambda: hosts, 2, 0.05, exclusive=0):  # both slots of c1, c2 are held
+                pass
+        with leases.hold(lambda: hosts, 2, timeout=1, exclusive=1) as (fenced, dest):
+            assert (fenced, dest) == ("c3", "c1")  # the only host no one shares is the one to fence
+            with pytest.raises(InfraError), leases.hold(lambda: ["c3"], 1, 0.05, exclusive=0):
+                pass
+    with leases.hold(lambda: hosts, 1, timeout=1, exclusive=1) as first:
+        assert first == ["c1"]
+
+
 def test_only_usable_hosts_are_leased(tmp_path: Path) -> None:
     with HostLeases(tmp_path, poll=0.01).hold(lambda: ["c3"], 1, timeout=1) as got:
         assert got == ["c3"]
