@@ -10,6 +10,7 @@ the caller's roles and capabilities cannot get there.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -74,9 +75,10 @@ class Matrix:
         return self.states[state].not_409.get(action, 409)
 
 
+@functools.cache
 def load_matrix(path: Path = MATRIX_PATH) -> Matrix:
-    """Read the state x action table."""
-    data = yaml.safe_load(path.read_text())
+    """Read the state x action table (once per process: several suite modules read it at import)."""
+    data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     actions = {name: Action(name, a["body"], a["role"], frozenset(a["allowed_vm_states"]),
                             a.get("min_microversion"))
                for name, a in data["actions"].items()}
