@@ -136,6 +136,8 @@ def measure(run: SuiteRun, conn: Any, api_log: Path | None) -> dict[str, Any]:
         "wall_s": round(run.wall, 1),
         "tests_wall_s": round(last - first, 1),
         "fixed_overhead_s": round(run.wall - (last - first), 1),
+        "startup_s": round(first - run.start, 1),  # pytest start-up: imports, collection, workers
+        "finish_s": round(run.end - last, 1),  # after the last test: leak check, reports, exit
         "tests": run.verdict.get("counts"),
         "guarantees": guarantee_counts(run.verdict),
         "critical_path": critical,
