@@ -56,4 +56,4 @@ def test_move_suites_pass_clean(shared_cloud: EmbeddedCloud, reports: Path) -> N
 @pytest.mark.parametrize("row", ROWS, ids=[row["defect"] for row in ROWS])
 def test_defect_is_caught(shared_cloud: EmbeddedCloud, row: dict[str, Any], reports: Path) -> None:
     """With the defect on, its guarantees FAIL on the shared-storage cloud and the rest still pass."""
-    sensitivity.check_row(shared_cloud, row, reports)
+    sensitivity.check_batch(shared_cloud, [row], reports)

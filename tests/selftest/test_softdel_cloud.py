@@ -56,4 +56,4 @@ def test_softdel_passes_clean(soft_cloud: EmbeddedCloud, reports: Path) -> None:
 @pytest.mark.parametrize("row", ROWS, ids=[row["defect"] for row in ROWS])
 def test_defect_is_caught(soft_cloud: EmbeddedCloud, row: dict[str, Any], reports: Path) -> None:
     """With the defect on, its guarantees FAIL on the soft-delete cloud and the rest still pass."""
-    sensitivity.check_row(soft_cloud, row, reports)
+    sensitivity.check_batch(soft_cloud, [row], reports)
