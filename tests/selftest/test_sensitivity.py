@@ -80,16 +80,9 @@ def check_batch(cloud: EmbeddedCloud, batch: list[dict[str, Any]], reports: Path
 
 
 def run_with_defects(cloud: EmbeddedCloud, batch: list[dict[str, Any]], reports: Path) -> SuiteRun:
-    """One suite run of the batch's suite modules (focused: only the batch's guarantees)
-    with every defect of the batch switched on, and off again afterwards."""
-    extra = shlex.split(os.environ.get("CONFORMANCE_SENSITIVITY_ARGS", ""))
-    extra += [arg for row in batch for arg in row.get("args", [])]
-    if FOCUS:
-        ids = [g for row in batch for g in [*row["breaks"], *row.get("collateral", [])]]
-        extra.append("--guarantee=" + ",".join(dict.fromkeys(ids)))
-    if len(batch) > 1 and "-n" not in extra:
-        extra += ["-n", "4"]
-    suites = dict.fromkeys(str(SUITES / s) for row in batch for s in row["suites"])
+    """One suite run of the batch's suite modules (focused: only the batch's guarantees,
+    plus the canary family) with every defect of the batch on, and off again afterwards."""
+    extra, suites = suite_args(batch)
     switched = []
     try:
         for row in batch:
@@ -100,6 +93,27 @@ def run_with_defects(cloud: EmbeddedCloud, batch: list[dict[str, Any]], reports:
     finally:
         for name in switched:
             cloud.defect(name, False)
+
+
+# A focused run also runs this unrelated family whole, which must pass: a defect that leaks
+# out of its own family shows up there (launch is the step every other family starts from).
+CANARY = "test_launch.py"
+
+
+def suite_args(batch: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The pytest arguments and suite module paths of one batch's run."""
+    extra = shlex.split(os.environ.get("CONFORMANCE_SENSITIVITY_ARGS", ""))
+    extra += [arg for row in batch for arg in row.get("args", [])]
+    modules = [s for row in batch for s in row["suites"]]
+    if FOCUS:
+        ids = [g for row in batch for g in [*row["breaks"], *row.get("collateral", [])]]
+        if CANARY not in modules and not any(row.get("args") for row in batch):
+            modules.append(CANARY)
+            ids += [g for g in load_catalogue() if g.startswith("LAUNCH-")]
+        extra.append("--guarantee=" + ",".join(dict.fromkeys(ids)))
+    if len(batch) > 1 and "-n" not in extra:
+        extra += ["-n", "4"]
+    return extra, [str(SUITES / s) for s in dict.fromkeys(modules)]
 
 
 def result_path(row: dict[str, Any]) -> Path:
