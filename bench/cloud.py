@@ -1,6 +1,7 @@
 """Benchmark the embedded cloud itself: start-up, boot latency, a boot/delete soak, memory, teardown.
 
-Usage: ``python -m bench.cloud [--clients 8] [--cycles 60] [--boots 20] [--poll S] [--workdir DIR]``
+Usage: ``python -m bench.cloud [--clients 8] [--cycles 60] [--boots 20] [--poll S] [--workdir DIR]
+[--up-arg ARG ...] [--out FILE]``
 
 Measures, on one fresh cloud (the figures of issue 2):
 
@@ -226,7 +227,7 @@ def leftovers(state: dict[str, Any]) -> dict[str, list[Any]]:
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Bring a cloud up, measure, bring it down; return every figure."""
     started = time.monotonic()
-    embedded("up", workdir=workdir)
+    embedded("up", *args.up_arg, workdir=workdir)
     result: dict[str, Any] = {"up_s": round(time.monotonic() - started, 1),
                               "load_at_start": os.getloadavg()[0], "cpus": os.cpu_count(),
                               "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
@@ -282,11 +283,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=30.0,
                         help="seconds after the soak before the last RSS/thread figures")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--up-arg", action="append", default=[], metavar="ARG",
+                        help="extra argument for `up` (repeatable), e.g. --up-arg=--patch=FILE.py")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"result file (default {OUT})")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-cloud-")) / "w"
     result = run(args, workdir)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=1) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(summary(result))
     if args.workdir is None:
         shutil.rmtree(workdir.parent, ignore_errors=True)
