@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -86,6 +87,7 @@ def run_suite(
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     work.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(probe, ignore_errors=True)  # the probe appends: records of an earlier run would mix in
     load = os.getloadavg()
     print(f"bench: [{label}] load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}: {' '.join(command)}", flush=True)
     start = time.time()
