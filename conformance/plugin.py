@@ -175,7 +175,6 @@ def _keep_groups_together(config: pytest.Config) -> None:
         config.option.loadgroup = workerinput.get(WORKER_DIST) == "loadgroup"
     elif getattr(config.option, "dist", "no") == "load":
         config.option.dist = "loadgroup"
-        config.option.loadscopereorder = False  # the workers order the units (_leasing_first)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -242,17 +241,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         _gate(profile, items)
     if is_worker(config) and getattr(config.option, "loadgroup", False):
         _tag_groups(items)
-        _leasing_first(items)
-
-
-def _leasing_first(items: list[pytest.Item]) -> None:
-    """Queue the work units that lease hosts first (conformance/lib/schedule.py says why)."""
-    from conformance.lib.schedule import order
-
-    units = [item.nodeid.rpartition("@")[2] if "@" in item.nodeid.rpartition("]")[2] else item.nodeid
-             for item in items]
-    leasing = ["lease_hosts" in getattr(item, "fixturenames", ()) for item in items]
-    items[:] = [items[i] for i in order(units, leasing)]
 
 
 def _scenario_fixtures(item: pytest.Item) -> list[str]:
