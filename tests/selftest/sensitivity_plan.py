@@ -13,7 +13,8 @@ attribution honest:
 - two rows of one batch never share a suite module, so no test of one row's
   family exercises another row's defect through its own operation;
 - rows whose defect sits on a path every suite takes (boot, delete: the launch
-  and terminate modules), rows with their own pytest arguments, and rows marked
+  and terminate modules), evacuate rows (a fenced host must first drain of every
+  other server), rows with their own pytest arguments, and rows marked
   ``solo: true`` run alone;
 - in a batch, every row's ``breaks`` must FAIL, and every other guarantee of the
   run must pass (or be a row's declared collateral): a defect leaking into another
@@ -30,7 +31,9 @@ import yaml
 
 TABLE_DIR = Path(__file__).parent / "sensitivity"
 # Every suite boots and deletes servers: a defect of these operations reaches every family.
-SHARED_PATH_SUITES = frozenset({"test_launch.py", "test_terminate.py"})
+# Evacuate fences a host and first waits for every other server to leave it: a defect of another
+# family that leaves an allocation behind (offload-keeps-allocations did, in a batch) blocks it.
+SHARED_PATH_SUITES = frozenset({"test_launch.py", "test_terminate.py", "test_evacuate.py"})
 MAX_BATCH = 12
 
 Row = dict[str, Any]
