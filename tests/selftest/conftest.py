@@ -11,22 +11,27 @@ import pytest
 from tests.selftest.cloud import EmbeddedCloud
 
 
-@pytest.fixture(scope="session")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCloud]:
-    """A clean embedded cloud shared by the self-tests (defects toggled per test).
+def started_cloud(factory: pytest.TempPathFactory, name: str, *up_args: str) -> Iterator[EmbeddedCloud]:
+    """Start an embedded cloud in a fresh temporary workdir, yield it, stop it afterwards.
 
-    CONFORMANCE_SELFTEST_CLOUD=WORKDIR uses a cloud already up there (left up afterwards).
+    CONFORMANCE_SELFTEST_CLOUD=WORKDIR yields the cloud already up there instead (left up).
     """
     existing = os.environ.get("CONFORMANCE_SELFTEST_CLOUD")
     if existing:
         yield EmbeddedCloud(Path(existing))
         return
-    embedded = EmbeddedCloud(tmp_path_factory.mktemp("cloud") / "w")
+    embedded = EmbeddedCloud(factory.mktemp(name) / "w", *up_args)
     embedded.up()
     try:
         yield embedded
     finally:
         embedded.down()
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCloud]:
+    """A clean embedded cloud shared by the self-tests (defects toggled per test)."""
+    yield from started_cloud(tmp_path_factory, "cloud")
 
 
 @pytest.fixture

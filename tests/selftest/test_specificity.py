@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.selftest.cloud import EmbeddedCloud
+from tests.selftest.conftest import started_cloud
 from tests.selftest.test_sensitivity import SUITES
 
 pytestmark = pytest.mark.selftest
@@ -29,18 +30,8 @@ OUT = Path(__file__).resolve().parents[2] / "reports" / "specificity.json"
 @pytest.fixture(scope="module")
 def clean_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCloud]:
     """A fresh cloud of its own: the session cloud has had defects on (sensitivity) and
-    hosts fenced (evacuate rows); clean means never touched by a defect.
-    CONFORMANCE_SELFTEST_CLOUD=WORKDIR uses a cloud already up there instead."""
-    existing = os.environ.get("CONFORMANCE_SELFTEST_CLOUD")
-    if existing:
-        yield EmbeddedCloud(Path(existing))
-        return
-    embedded = EmbeddedCloud(tmp_path_factory.mktemp("clean") / "w")
-    embedded.up()
-    try:
-        yield embedded
-    finally:
-        embedded.down()
+    hosts fenced (evacuate rows); clean means never touched by a defect."""
+    yield from started_cloud(tmp_path_factory, "clean")
 
 
 def test_clean_cloud_never_fails(clean_cloud: EmbeddedCloud, tmp_path: Path,
