@@ -107,6 +107,30 @@ def fix_neutron() -> None:
 
     fixture.create_port = create_port
     neutron_sg.install(fixture)  # per-project security groups, lookups by name
+    serialize_ports(fixture)
+
+
+# The fixture's port methods read and write plain dicts; nova-api listing ports while a compute
+# creates or deletes one raised "dictionary changed size during iteration" (a 500 on GET /servers/ID).
+PORT_METHODS = ("_list_resource", "show_port", "create_port", "update_port", "delete_port",
+                "create_port_binding", "delete_port_binding", "activate_port_binding",
+                "show_port_binding")
+
+
+def serialize_ports(fixture: Any) -> None:
+    """Run the Neutron fixture's port methods one at a time (one re-entrant lock), as a real
+    Neutron's database would make them atomic."""
+    lock = threading.RLock()
+    for name in PORT_METHODS:
+        setattr(fixture, name, _locked(getattr(fixture, name), lock))
+
+
+def _locked(func: Any, lock: Any) -> Any:
+    @functools.wraps(func)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return func(*args, **kwargs)
+    return locked
 
 
 def renumber_port(neutron_fixture: Any, port_id: str) -> str:
