@@ -12,8 +12,10 @@ import os
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,3 +84,22 @@ class EmbeddedCloud:
         verdict_file = reports / "verdict.json"
         verdict = json.loads(verdict_file.read_text()) if verdict_file.exists() else {}
         return SuiteRun(proc.returncode, verdict, proc.stdout + proc.stderr)
+
+
+def started_cloud(factory: Any, name: str, *up_args: str) -> Iterator[EmbeddedCloud]:
+    """Start an embedded cloud (``up_args``) in a fresh temporary workdir of ``factory``
+    (pytest's tmp_path_factory), yield it, and stop it afterwards.
+
+    CONFORMANCE_SELFTEST_CLOUD=WORKDIR yields the cloud already up there instead (left up),
+    for a default cloud only: a cloud started with options cannot be stood in for.
+    """
+    existing = os.environ.get("CONFORMANCE_SELFTEST_CLOUD")
+    if existing and not up_args:
+        yield EmbeddedCloud(Path(existing))
+        return
+    embedded = EmbeddedCloud(factory.mktemp(name) / "w", *up_args)
+    embedded.up()
+    try:
+        yield embedded
+    finally:
+        embedded.down()

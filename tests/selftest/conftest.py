@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.selftest.cloud import EmbeddedCloud
-
-
-def started_cloud(factory: pytest.TempPathFactory, name: str, *up_args: str) -> Iterator[EmbeddedCloud]:
-    """Start an embedded cloud in a fresh temporary workdir, yield it, stop it afterwards.
-
-    CONFORMANCE_SELFTEST_CLOUD=WORKDIR yields the cloud already up there instead (left up).
-    """
-    existing = os.environ.get("CONFORMANCE_SELFTEST_CLOUD")
-    if existing:
-        yield EmbeddedCloud(Path(existing))
-        return
-    embedded = EmbeddedCloud(factory.mktemp(name) / "w", *up_args)
-    embedded.up()
-    try:
-        yield embedded
-    finally:
-        embedded.down()
+from tests.selftest.cloud import EmbeddedCloud, started_cloud
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.selftest.cloud import REPO, EmbeddedCloud, SuiteRun
+from tests.selftest.cloud import REPO, EmbeddedCloud, SuiteRun, started_cloud
 
 pytestmark = pytest.mark.selftest
 
@@ -32,12 +32,7 @@ MEMBER = "embedded-member"
 @pytest.fixture(scope="module")
 def faulty_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCloud]:
     """An embedded cloud whose API misbehaves as FAULTS says from the moment it is ready."""
-    embedded = EmbeddedCloud(tmp_path_factory.mktemp("faults") / "w", "--faults", FAULTS)
-    embedded.up()
-    try:
-        yield embedded
-    finally:
-        embedded.down()
+    yield from started_cloud(tmp_path_factory, "faults", "--faults", FAULTS)
 
 
 def control(cloud: EmbeddedCloud, method: str, path: str) -> Any:

@@ -38,7 +38,7 @@ from conformance.connect import role_connections
 from conformance.lib.api import call
 from conformance.lib.resources import NAME_PREFIX, RUN_PROPERTY, is_ours, resource_name
 from conformance.profile import load_profile
-from tests.selftest.cloud import REPO, EmbeddedCloud
+from tests.selftest.cloud import REPO, EmbeddedCloud, started_cloud
 
 pytestmark = pytest.mark.selftest
 
@@ -51,12 +51,7 @@ SUITE_TIMEOUT = 420.0
 @pytest.fixture(scope="module")
 def patched_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCloud]:
     """An embedded cloud started with the server-GET-500 site patch."""
-    embedded = EmbeddedCloud(tmp_path_factory.mktemp("interrupt") / "w", "--patch", str(PATCH))
-    embedded.up()
-    try:
-        yield embedded
-    finally:
-        embedded.down()
+    yield from started_cloud(tmp_path_factory, "interrupt", "--patch", str(PATCH))
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,7 @@ def check_batch(cloud: EmbeddedCloud, batch: list[dict[str, Any]], reports: Path
     started = time.monotonic()
     run = run_with_defects(cloud, batch, reports)
     outcomes = run.outcomes()
-    allowed = {g for row in batch for g in [*row["breaks"], *row.get("collateral", [])]}
+    allowed = set(declared(batch))
     noise = {g: o for g, o in outcomes.items() if g not in allowed and o not in ("passed", "skipped")}
     noise |= {g: outcomes.get(g, "missing") for g in canary_ids(batch)
               if g not in allowed and outcomes.get(g) != "passed"}  # the canary must really pass
@@ -102,6 +102,11 @@ def run_with_defects(cloud: EmbeddedCloud, batch: list[dict[str, Any]], reports:
 CANARY = "test_launch.py"
 
 
+def declared(batch: list[dict[str, Any]]) -> list[str]:
+    """The guarantees the batch's defects may make fail: every row's breaks and collateral."""
+    return [g for row in batch for g in [*row["breaks"], *row.get("collateral", [])]]
+
+
 def canary_ids(batch: list[dict[str, Any]]) -> list[str]:
     """The canary family's guarantees if this batch's focused run includes it, else none."""
     if not FOCUS or any(CANARY in row["suites"] or row.get("args") for row in batch):
@@ -115,11 +120,10 @@ def suite_args(batch: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     extra += [arg for row in batch for arg in row.get("args", [])]
     modules = [s for row in batch for s in row["suites"]]
     if FOCUS:
-        ids = [g for row in batch for g in [*row["breaks"], *row.get("collateral", [])]]
-        if canary_ids(batch):
+        canary = canary_ids(batch)
+        if canary:
             modules.append(CANARY)
-            ids += canary_ids(batch)
-        extra.append("--guarantee=" + ",".join(dict.fromkeys(ids)))
+        extra.append("--guarantee=" + ",".join(dict.fromkeys([*declared(batch), *canary])))
     if len(batch) > 1 and "-n" not in extra:
         extra += ["-n", "4"]
     return extra, [str(SUITES / s) for s in dict.fromkeys(modules)]

@@ -16,7 +16,7 @@ import pytest
 
 from conformance.profile import load_profile
 from tests.selftest import test_sensitivity as sensitivity
-from tests.selftest.cloud import EmbeddedCloud
+from tests.selftest.cloud import EmbeddedCloud, started_cloud
 
 pytestmark = pytest.mark.selftest
 
@@ -27,12 +27,7 @@ MOVE_SUITES = ["test_live.py", "test_migrate.py", "test_evacuate.py"]
 @pytest.fixture(scope="module")
 def shared_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCloud]:
     """An embedded cloud whose hosts share one instances path."""
-    embedded = EmbeddedCloud(tmp_path_factory.mktemp("shared") / "w", "--shared-storage")
-    embedded.up()
-    try:
-        yield embedded
-    finally:
-        embedded.down()
+    yield from started_cloud(tmp_path_factory, "shared", "--shared-storage")
 
 
 def test_profile_claims_shared_storage(shared_cloud: EmbeddedCloud) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from conformance.profile import load_profile
 from tests.selftest import test_sensitivity as sensitivity
-from tests.selftest.cloud import EmbeddedCloud
+from tests.selftest.cloud import EmbeddedCloud, started_cloud
 
 pytestmark = pytest.mark.selftest
 
@@ -28,12 +28,7 @@ DELETE_IDS = ("DELETE-01", "DELETE-02", "DELETE-03", "DELETE-04")
 @pytest.fixture(scope="module")
 def soft_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCloud]:
     """An embedded cloud whose DELETE is a soft delete."""
-    embedded = EmbeddedCloud(tmp_path_factory.mktemp("softdel") / "w", "--soft-delete")
-    embedded.up()
-    try:
-        yield embedded
-    finally:
-        embedded.down()
+    yield from started_cloud(tmp_path_factory, "softdel", "--soft-delete")
 
 
 def test_profile_claims_soft_delete(soft_cloud: EmbeddedCloud) -> None:

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.selftest.cloud import EmbeddedCloud
-from tests.selftest.conftest import started_cloud
+from tests.selftest.cloud import EmbeddedCloud, started_cloud
 from tests.selftest.test_sensitivity import SUITES
 
 pytestmark = pytest.mark.selftest
