@@ -94,6 +94,11 @@ class Timeouts(_Model):
     host_command: float = 30
     cleanup: float = 120
     host_lease: float = 900  # waiting for exclusive hosts: other tests' leases and servers
+    # Effects that follow an operation's end state: its instance-action events finishing, Placement
+    # allocations moving or going, host files cleaned up, a migration record's final status, log
+    # lines. Waited for only after the end state was seen, so a defect that never produces them
+    # costs this long (not server_action) before the guarantee FAILs.
+    settle: float = 60
 
 
 class Polling(_Model):

@@ -115,7 +115,9 @@ def profile_config(state: dict[str, Any], layout_root: Path, clouds: Path) -> di
         # The fake driver finishes an operation in about a second; these leave 30x headroom for a
         # loaded 2-core machine while keeping a defect run (which waits a timeout out) short.
         "timeouts": {"server_build": 60, "server_action": 60, "server_delete": 60,
-                     "snapshot": 120, "migration": 120, "host_command": 30},
+                     "snapshot": 120, "migration": 120, "host_command": 30,
+                     # after the end state, events and allocations follow within a second here
+                     "settle": 20},
         "concurrency": {"max_servers": 4},
         # Operations end within seconds here: polls at most 1 s apart notice the end sooner (the
         # default 2 s cap suits clouds whose operations take minutes); a GET costs nova ~20 ms CPU.

@@ -75,7 +75,7 @@ def test_launch_trace_and_create_action(launched: Scenario, member: Any, timeout
     """Statuses go BUILD -> ACTIVE and the `create` action records a successful build event."""
     check_trace(launched.trace, LAUNCH)
     expect_action_events(member, launched.created.id, "create", ["compute__do_build_and_run_instance"],
-                         timeout=timeouts.server_action, poll=polling)
+                         timeout=timeouts.settle, poll=polling)
 
 
 @guarantee("LAUNCH-05")

@@ -60,7 +60,7 @@ def live_moves(request: pytest.FixtureRequest, profile: Profile, lease_hosts: Le
                 server_action(admin, server_id, "pause")
                 wait_for_server(admin, server_id, status=status, timeout=timeouts.server_action,
                                 poll=polling, progress=progress)
-            moves.before[kind] = watch.settle(f"{kind}: before", server_id, timeout=timeouts.server_action,
+            moves.before[kind] = watch.settle(f"{kind}: before", server_id, timeout=timeouts.settle,
                                               poll=polling)
             log = MigrationLog(admin, server_id, "live-migration")
             moves.reply[kind] = server_action(admin, server_id, "os-migrateLive",
@@ -69,7 +69,7 @@ def live_moves(request: pytest.FixtureRequest, profile: Profile, lease_hosts: Le
                 admin, server_id, status=status, timeout=timeouts.migration, poll=polling, progress=progress,
                 predicate=lambda server: server.host == dest, on_poll=log.sample)
             moves.after[kind] = watch.settle(f"{kind}: after", server_id, _source_freed, poll=polling,
-                                             timeout=timeouts.server_action,
+                                             timeout=timeouts.settle,
                                              migration_uuid=log.latest()["uuid"])
             moves.migration[kind] = (log, log.latest())
     return moves
@@ -121,7 +121,7 @@ def test_migration_record_and_events(live_moves: Scenario, admin: Any, timeouts:
     assert (record["migration_type"], record["status"]) == ("live-migration", "completed"), record
     assert order_problem(log.statuses(record), LIVE) is None, order_problem(log.statuses(record), LIVE)
     expect_action_events(admin, record["instance_uuid"], "live-migration", LIVE_EVENTS,
-                         timeout=timeouts.server_action, poll=polling)
+                         timeout=timeouts.settle, poll=polling)
 
 
 @guarantee("LIVE-05")

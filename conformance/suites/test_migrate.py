@@ -79,7 +79,7 @@ def cold_moves(request: pytest.FixtureRequest, lease_hosts: LeaseHosts, scoped_f
                 progress=progress, on_poll=moves.logs[kind].sample)
             migration_uuid = moves.logs[kind].latest()["uuid"]
             moves.resized[kind] = watch.settle(f"{kind}: resized", server_id, migration_uuid=migration_uuid,
-                                               timeout=timeouts.server_action, poll=polling,
+                                               timeout=timeouts.settle, poll=polling,
                                                on_hosts=kind == "confirm")  # MIGRATE-06 reads it
         moves.resized_migration = {kind: moves.logs[kind].latest() for kind in KINDS}
         add_stages(moves, "end_reply", "end_trace", "done", "done_migration")
@@ -91,7 +91,7 @@ def cold_moves(request: pytest.FixtureRequest, lease_hosts: LeaseHosts, scoped_f
                                                        timeout=timeouts.migration, progress=progress,
                                                        on_poll=log.sample)
             moves.done[kind] = watch.settle(f"{kind}: done", server_id, settled, poll=polling,
-                                            timeout=timeouts.server_action,
+                                            timeout=timeouts.settle,
                                             migration_uuid=log.latest()["uuid"])
             moves.done_migration[kind] = log.latest()
     return moves
@@ -141,7 +141,7 @@ def test_migrate_trace_and_events(cold_moves: Scenario, admin: Any, timeouts: Ti
             ("confirm", "confirmResize", ["compute_confirm_resize"]),
             ("revert", "revertResize", ["compute_revert_resize", "compute_finish_revert_resize"])):
         expect_action_events(admin, cold_moves.active[kind].server_id, action, events,
-                             timeout=timeouts.server_action, poll=polling)
+                             timeout=timeouts.settle, poll=polling)
 
 
 @guarantee("MIGRATE-04")

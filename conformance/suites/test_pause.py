@@ -77,7 +77,7 @@ def test_pause_trace_and_events(pause_cycle: Scenario, member: Any, timeouts: Ti
     check_trace(pause_cycle.unpause_trace, UNPAUSE)
     for action in ("pause", "unpause"):
         expect_action_events(member, server_id, action, [f"compute_{action}_instance"],
-                             timeout=timeouts.server_action, poll=polling)
+                             timeout=timeouts.settle, poll=polling)
 
 
 @guarantee("PAUSE-04")

@@ -73,7 +73,7 @@ def test_power_trace_and_events(power_cycle: Scenario, member: Any, timeouts: Ti
     check_trace(power_cycle.start_trace, START)
     for action in ("stop", "start"):
         expect_action_events(member, server_id, action, [f"compute_{action}_instance"],
-                             timeout=timeouts.server_action, poll=polling)
+                             timeout=timeouts.settle, poll=polling)
 
 
 @guarantee("POWER-04")

@@ -159,7 +159,7 @@ def test_reboot_trace_and_events(rebooted: Scenario, member: Any, timeouts: Time
     check_trace(rebooted.hard_trace, REBOOT_HARD)
     for reply in (rebooted.soft_reply, rebooted.hard_reply):
         expect_action_events(member, rebooted.active.server_id, "reboot", ["compute_reboot_instance"],
-                             timeout=timeouts.server_action, poll=polling, request_id=reply.request_id)
+                             timeout=timeouts.settle, poll=polling, request_id=reply.request_id)
 
 
 @guarantee("REBOOT-05")
@@ -172,7 +172,7 @@ def test_recovery_trace_and_events(recovered: Scenario, member: Any, source: str
 
     check_trace(rec.trace, hard_reboot_from(source))
     expect_action_events(member, rec.server_id, "reboot", ["compute_reboot_instance"],
-                         timeout=timeouts.server_action, poll=polling, request_id=rec.hard.request_id)
+                         timeout=timeouts.settle, poll=polling, request_id=rec.hard.request_id)
 
 
 def _compute_log(hosts: Any, snap: Snapshot, request_id: str, needle: str, timeouts: Timeouts,
@@ -180,7 +180,7 @@ def _compute_log(hosts: Any, snap: Snapshot, request_id: str, needle: str, timeo
     hypervisor = hosts[snap.host]
     if "nova_compute" not in hypervisor.logs:
         pytest.skip(f"profile names no nova_compute log on {snap.host}")
-    return log_lines_with(hypervisor, request_id, needle, timeout=timeouts.server_action, poll=polling)
+    return log_lines_with(hypervisor, request_id, needle, timeout=timeouts.settle, poll=polling)
 
 
 @guarantee("REBOOT-06")

@@ -139,7 +139,7 @@ def test_rebuild_trace_and_events(rebuilds: Scenario, member: Any, timeouts: Tim
     for kind, extra in (("active", []), ("stopped", ["compute_stop_instance"])):
         expect_action_events(member, getattr(rebuilds, kind).before.server_id, "rebuild",
                              ["rebuild_server", "compute_rebuild_instance", *extra],
-                             timeout=timeouts.server_action, poll=polling)
+                             timeout=timeouts.settle, poll=polling)
 
 
 @guarantee("REBUILD-04")

@@ -106,7 +106,7 @@ def test_rescue_trace_and_events(rescue_cycle: Scenario, member: Any, timeouts: 
     check_trace(rescue_cycle.unrescue_trace, UNRESCUE)
     for action, reply in (("rescue", rescue_cycle.rescue_reply), ("unrescue", rescue_cycle.unrescue_reply)):
         expect_action_events(member, server_id, action, [f"compute_{action}_instance"],
-                             timeout=timeouts.server_action, poll=polling, request_id=reply.request_id)
+                             timeout=timeouts.settle, poll=polling, request_id=reply.request_id)
 
 
 @guarantee("RESCUE-05")

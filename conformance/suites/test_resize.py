@@ -114,8 +114,8 @@ def _resize(observer: Observer, server_id: str, flavor_id: str, how: str, before
                                    predicate=lambda s: s.status not in ("VERIFY_RESIZE", "REVERT_RESIZE"))
     end_migration = None
     if migration is not None:
-        end_migration = _settle_migration(admin, server_id, status, timeouts.server_action, polling)
-        _settle_freed(observer, migration["uuid"], timeouts.server_action, polling)
+        end_migration = _settle_migration(admin, server_id, status, timeouts.settle, polling)
+        _settle_freed(observer, migration["uuid"], timeouts.settle, polling)
     end = _probe_move(observer, observer.snapshot(f"{label}: {status}", server_id), migration)
     end_source = _probe_move(observer, observer.snapshot(f"{label}: {status} source", server_id,
                                                           host=src_host, provider=src_provider),
@@ -243,7 +243,7 @@ def test_migration_record_trace_and_events(resized: Scenario, admin: Any, member
         assert (move.migration["migration_type"], move.migration["status"]) == ("resize", "finished"), how
         assert move.end_migration["status"] == status, (how, move.end_migration)
     expect_action_events(member, resized.before.server_id, "resize", RESIZE_EVENTS,
-                         timeout=timeouts.server_action, poll=polling)
+                         timeout=timeouts.settle, poll=polling)
 
 
 @guarantee("RESIZE-08")

@@ -133,7 +133,7 @@ def _shelve_and_offload_first(cycle: Scenario, observer: Observer, server_id: st
                                                  timeout=timeouts.server_action, poll=polling)
     where = cycle.active.facts
     cycle.offloaded = _on_provider(observer, observer.settle(
-        "offloaded", server_id, _freed, timeout=timeouts.server_action, poll=polling, host=where.get("host"),
+        "offloaded", server_id, _freed, timeout=timeouts.settle, poll=polling, host=where.get("host"),
         provider=where.get("provider")))
     cycle.images_offloaded = _shelved_images(member, cycle.name)
     cycle.ports_offloaded = _ports(member, server_id)
@@ -248,11 +248,11 @@ def test_shelve_trace_and_events(shelve_cycle: Scenario, member: Any, timeouts: 
     server_id, explicit = shelve_cycle.active.server_id, shelve_cycle.explicit_offload
     check_trace(shelve_cycle.shelve_trace, SHELVE if explicit else SHELVE_AUTO_OFFLOAD)
     expect_action_events(member, server_id, "shelve", ["compute_shelve_instance"],
-                         timeout=timeouts.server_action, poll=polling)
+                         timeout=timeouts.settle, poll=polling)
     if explicit:
         check_trace(shelve_cycle.offload_trace, SHELVE_OFFLOAD)
         expect_action_events(member, server_id, "shelveOffload", ["compute_shelve_offload_instance"],
-                             timeout=timeouts.server_action, poll=polling)
+                             timeout=timeouts.settle, poll=polling)
 
 
 @guarantee("SHELVE-08")
@@ -273,7 +273,7 @@ def test_unshelve_events_show_scheduler_and_conductor(shelve_cycle: Scenario, me
     check_trace(shelve_cycle.unshelve_trace, UNSHELVE)
     expect_action_events(member, shelve_cycle.active.server_id, "unshelve",
                          ["get_image_info", "schedule_instances", "compute_unshelve_instance"],
-                         timeout=timeouts.server_action, poll=polling)
+                         timeout=timeouts.settle, poll=polling)
 
 
 @guarantee("SHELVE-10")

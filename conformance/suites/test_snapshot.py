@@ -119,7 +119,7 @@ def test_snapshot_trace_and_events(snapshots: Scenario, source: str, member: Any
 
     check_trace(rec.trace, snapshot_of(source))
     expect_action_events(member, rec.before.server_id, "createImage", ["compute_snapshot_instance"],
-                         timeout=timeouts.server_action, poll=polling, request_id=rec.reply.request_id)
+                         timeout=timeouts.settle, poll=polling, request_id=rec.reply.request_id)
 
 
 @guarantee("SNAPSHOT-04")

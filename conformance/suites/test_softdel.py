@@ -48,7 +48,7 @@ def _action(conn: Any, server_id: str, action: str, event: str, timeouts: Timeou
             polling: Polling) -> dict[str, Any]:
     """The newest ``action`` once ``event`` finished (or as last seen when time is up)."""
     with contextlib.suppress(GuaranteeViolation):
-        return expect_action_events(conn, server_id, action, [event], timeout=timeouts.server_action,
+        return expect_action_events(conn, server_id, action, [event], timeout=timeouts.settle,
                                     poll=polling)
     return get_action(conn, server_id, action)
 
@@ -105,7 +105,7 @@ def force_cycle(soft_cycle: Scenario, module_server_factory: ServerFactory, serv
         wait_for_deleted(member, server_id, timeout=timeouts.server_delete, poll=polling, progress=progress)
         where = cycle.active.facts
         cycle.deleted = observer.settle("force deleted", server_id, _cleaned_up, poll=polling,
-                                        timeout=timeouts.server_delete, host=where.get("host"),
+                                        timeout=timeouts.settle, host=where.get("host"),
                                         provider=where.get("provider"))
         cycle.force_action = _action(member, server_id, "delete", "compute_terminate_instance",
                                      timeouts, polling)
@@ -191,7 +191,7 @@ def test_force_delete_any_state(state: str, server_factory: ServerFactory, boot_
     assert reply.status == 202, reply
     if state != "SHELVED_OFFLOADED":  # no host: the API deletes locally and records no action
         expect_action_events(member, server.id, "delete", ["compute_terminate_instance"],
-                             timeout=timeouts.server_action, poll=polling)
+                             timeout=timeouts.settle, poll=polling)
 
 
 @CYCLES

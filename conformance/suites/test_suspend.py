@@ -67,7 +67,7 @@ def test_suspend_trace_and_events(suspend_cycle: Scenario, member: Any, timeouts
     check_trace(suspend_cycle.resume_trace, RESUME)
     for action in ("suspend", "resume"):
         expect_action_events(member, server_id, action, [f"compute_{action}_instance"],
-                             timeout=timeouts.server_action, poll=polling)
+                             timeout=timeouts.settle, poll=polling)
 
 
 @guarantee("SUSPEND-03")

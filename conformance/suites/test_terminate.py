@@ -48,7 +48,7 @@ def terminated(module_server_factory: ServerFactory, server_slots: ServerSlots, 
         gone.trace = wait_for_deleted(member, server_id, timeout=timeouts.server_delete, poll=polling,
                                       progress=progress)
         where = gone.active.facts
-        gone.deleted = observer.settle("deleted", server_id, _cleaned_up, timeout=timeouts.server_delete,
+        gone.deleted = observer.settle("deleted", server_id, _cleaned_up, timeout=timeouts.settle,
                                        poll=polling, host=where.get("host"), provider=where.get("provider"))
     return gone
 
@@ -67,7 +67,7 @@ def test_delete_action_records_terminate(terminated: Scenario, member: Any, time
     """The `delete` action records a successful compute_terminate_instance event."""
     # Actions of a deleted server need microversion 2.21+; the member's pinned default is higher.
     expect_action_events(member, terminated.active.server_id, "delete", ["compute_terminate_instance"],
-                         timeout=timeouts.server_action, poll=polling)
+                         timeout=timeouts.settle, poll=polling)
 
 
 @guarantee("DELETE-03")

@@ -92,6 +92,18 @@ def plan_batches(rows: list[Row], max_size: int = MAX_BATCH) -> list[list[Row]]:
     return batches + grouped
 
 
+def keyword_expression(batch: list[Row]) -> str | None:
+    """A pytest ``-k`` expression for the rows' ``select`` keys, or None if no row has one.
+
+    A row's ``select`` narrows only its own suite modules: the clause
+    ``(not test_a.py and not test_b.py) or (SELECT)`` lets every other module's
+    tests through (pytest matches a module's file name as a keyword of its tests).
+    """
+    clauses = ["(" + " and ".join(f"not {module}" for module in row["suites"]) + f") or ({row['select']})"
+               for row in batch if row.get("select")]
+    return " and ".join(f"({clause})" for clause in clauses) or None
+
+
 def batch_id(batch: list[Row]) -> str:
     """A readable pytest id: the first defect and how many others ride along."""
     first = batch[0]["defect"]

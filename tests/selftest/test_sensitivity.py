@@ -14,7 +14,13 @@ import yaml
 
 from conformance.catalogue import load_catalogue
 from tests.selftest.cloud import EmbeddedCloud, SuiteRun
-from tests.selftest.sensitivity_plan import batch_id, load_table, plan_batches, selected_rows
+from tests.selftest.sensitivity_plan import (
+    batch_id,
+    keyword_expression,
+    load_table,
+    plan_batches,
+    selected_rows,
+)
 
 pytestmark = pytest.mark.selftest
 
@@ -124,6 +130,9 @@ def suite_args(batch: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
         if canary:
             modules.append(CANARY)
         extra.append("--guarantee=" + ",".join(dict.fromkeys([*declared(batch), *canary])))
+    selection = keyword_expression(batch)
+    if selection:
+        extra += ["-k", selection]
     if len(batch) > 1 and "-n" not in extra:
         extra += ["-n", "4"]
     return extra, [str(SUITES / s) for s in dict.fromkeys(modules)]
@@ -140,10 +149,13 @@ def short_timeouts(profile: Path, directory: Path) -> Path:
     A defect makes the suite wait a timeout out (a state or an eventual effect that never
     comes, then the assertion FAILs); the embedded cloud's clean operations take a second or
     two, so a short timeout keeps a row fast without turning a clean check into an ERROR.
+    Effects after an end state (``settle``: events, allocations, host files) follow within a
+    second: CONFORMANCE_SENSITIVITY_SETTLE seconds (default 8) for those.
     """
     seconds = float(os.environ.get("CONFORMANCE_SENSITIVITY_TIMEOUT", "20"))
     data = yaml.safe_load(profile.read_text())
     timeouts = data.setdefault("timeouts", {})
+    timeouts["settle"] = float(os.environ.get("CONFORMANCE_SENSITIVITY_SETTLE", "8"))
     for name in ("server_build", "server_action", "server_delete"):
         timeouts[name] = seconds
     for name in ("snapshot", "migration"):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from tests.selftest.sensitivity_plan import (
     SHARED_PATH_SUITES,
     batch_id,
+    keyword_expression,
     load_table,
     plan_batches,
     runs_alone,
@@ -49,3 +54,24 @@ def test_batches_are_even() -> None:
     """Shared batches differ in size by at most one row (least-loaded placement)."""
     sizes = [len(batch) for batch in plan_batches(ROWS) if not runs_alone(batch[0])]
     assert max(sizes) - min(sizes) <= 1, sizes
+
+
+def test_select_narrows_only_its_own_modules() -> None:
+    """A row's `select` becomes a -k clause that lets every other module's tests through."""
+    rows: list[dict[str, Any]] = [{"suites": ["test_matrix.py"], "select": "ACTIVE or PAUSED"},
+                                  {"suites": ["test_pause.py"]}]
+    expression = keyword_expression(rows)
+    assert expression == "((not test_matrix.py) or (ACTIVE or PAUSED))"
+    assert keyword_expression([{"suites": ["test_pause.py"]}]) is None
+    assert not runs_alone(rows[0])
+
+
+def test_select_expression_selects_as_meant(pytester: pytest.Pytester) -> None:
+    """pytest applies the clause as intended: other modules whole, the row's module narrowed."""
+    pytester.makepyfile(
+        test_matrix="import pytest\n"
+                    "@pytest.mark.parametrize('s', ['ACTIVE', 'ERROR'])\ndef test_m(s): pass\n",
+        test_other="def test_o(): pass\n")
+    expression = keyword_expression([{"suites": ["test_matrix.py"], "select": "ACTIVE"}])
+    result = pytester.runpytest("-k", str(expression), "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, deselected=1)
