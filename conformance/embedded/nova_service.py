@@ -101,13 +101,14 @@ def _build_cloud(config: NovaConfig, handlers: list[logging.Handler]) -> Any:
     """Import Nova, apply the fixes, patches and defects; set the cloud up."""
     import nova.tests.functional  # noqa: F401  (imports Nova in threading mode)
 
-    from conformance.embedded import computelog, fixes
+    from conformance.embedded import computelog, fixes, lean
 
     fixes.fix_cell_databases()
     fixes.fix_neutron()
     fixes.fix_service_stop()
     fixes.pool_sqlite_connections()
     fixes.per_host_resource_locks()
+    lean.policy_rules_loaded_once()
     computelog.install_thread_tracking(set(config.host_names))
     from conformance.embedded.cloud import EmbeddedCloud
     from conformance.embedded.defects import CATALOGUE

@@ -1,0 +1,56 @@
+"""The embedded Nova process's CPU savings keep policy behaviour."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+if importlib.util.find_spec("oslo_policy") is None or importlib.util.find_spec("oslo_db") is None:
+    pytest.skip("needs the embedded extra (oslo.policy, oslo.db)", allow_module_level=True)
+
+# A child process: the patches change oslo.policy and oslo.db for the whole process.
+SCRIPT = textwrap.dedent("""
+    import json, sys
+    from oslo_config import cfg
+    from oslo_policy import policy
+    from conformance.embedded import lean
+
+    lean.policy_rules_loaded_once()
+    lean.policy_rules_loaded_once()  # twice: still one wrapper
+    conf = cfg.ConfigOpts()
+    conf([], project="lean-test", default_config_files=[])
+    enforcer = policy.Enforcer(conf)
+    enforcer.register_default(policy.RuleDefault("admin", "role:admin"))
+    searches = []
+    real_path = policy.Enforcer._get_policy_path
+    def counted(self, path):
+        searches.append(path)
+        return real_path(self, path)
+    policy.Enforcer._get_policy_path = counted
+    admin, member = {"roles": ["admin"]}, {"roles": ["member"]}
+    out = {"checks": [enforcer.enforce("admin", {}, c) for c in (admin, member, admin)]}
+    out["searches_after_3"] = len(searches)
+    enforcer.register_default(policy.RuleDefault("anyone", "@"))
+    out["new_rule"] = enforcer.enforce("anyone", {}, member)
+    enforcer.set_rules(policy.Rules.from_dict({"admin": "!"}), overwrite=True, use_conf=False)
+    out["replaced"] = enforcer.enforce("admin", {}, admin)
+    print(json.dumps(out))
+""")
+
+
+def test_policy_loaded_once(tmp_path: Path) -> None:
+    """Rules are searched once and still follow new defaults and set_rules."""
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "db.sqlite")],
+                          capture_output=True, text=True, check=True, timeout=60)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["checks"] == [True, False, True]
+    assert out["searches_after_3"] <= 2  # policy.yaml and policy.d, at the first check only
+    assert out["new_rule"] is True
+    assert out["replaced"] is False
+
