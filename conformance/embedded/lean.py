@@ -6,7 +6,9 @@ the bottleneck of a whole suite run.  Each function here removes work that a
 real deployment would not do per request, measured on a full suite run:
 
 * :func:`policy_rules_loaded_once`: oslo.policy looks for policy files on
-  disk at every policy check.
+  disk at every policy check;
+* :func:`throwaway_sqlite`: the sqlite databases live only as long as the
+  process, so their commits need not wait for the disk.
 """
 
 from __future__ import annotations
@@ -43,4 +45,33 @@ def policy_rules_loaded_once() -> None:
 
     load_rules._embedded_once = True  # type: ignore[attr-defined]
     policy.Enforcer.load_rules = load_rules  # type: ignore[method-assign]
+
+
+def throwaway_sqlite() -> None:
+    """Open every sqlite database with ``PRAGMA synchronous = OFF``.
+
+    The harness puts each database (API, cell0, cell1, Placement) in a WAL
+    mode file under the process's temp dir, removed when the process ends.
+    With sqlite's default ``synchronous = FULL`` every commit fsyncs the WAL
+    file, on the disk of a shared CI machine.  oslo.db's own
+    ``sqlite_synchronous = False`` switches that off; force it for every
+    sqlite engine (Nova's and Placement's configurations are separate).
+    Locking, isolation and what a transaction sees stay the same; only a
+    crash of the machine could lose the last commits, of a database that is
+    deleted when the process exits anyway.
+    """
+    from oslo_db.sqlalchemy import engines
+
+    real = engines.create_engine
+    if getattr(real, "_embedded_throwaway", False):
+        return
+
+    @functools.wraps(real)
+    def create_engine(sql_connection: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(sql_connection).startswith("sqlite"):
+            kwargs["sqlite_synchronous"] = False
+        return real(sql_connection, *args, **kwargs)
+
+    create_engine._embedded_throwaway = True  # type: ignore[attr-defined]
+    engines.create_engine = create_engine
 

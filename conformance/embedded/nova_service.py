@@ -109,6 +109,7 @@ def _build_cloud(config: NovaConfig, handlers: list[logging.Handler]) -> Any:
     fixes.pool_sqlite_connections()
     fixes.per_host_resource_locks()
     lean.policy_rules_loaded_once()
+    lean.throwaway_sqlite()
     computelog.install_thread_tracking(set(config.host_names))
     from conformance.embedded.cloud import EmbeddedCloud
     from conformance.embedded.defects import CATALOGUE
