@@ -110,6 +110,7 @@ def _build_cloud(config: NovaConfig, handlers: list[logging.Handler]) -> Any:
     fixes.per_host_resource_locks()
     lean.policy_rules_loaded_once()
     lean.throwaway_sqlite()
+    lean.schema_validators_reused()
     computelog.install_thread_tracking(set(config.host_names))
     from conformance.embedded.cloud import EmbeddedCloud
     from conformance.embedded.defects import CATALOGUE

@@ -60,3 +60,40 @@ def test_policy_loaded_once_and_sqlite_unsynchronous(tmp_path: Path) -> None:
     assert out["replaced"] is False
     assert out["synchronous"] == 0
 
+
+VALIDATORS = textwrap.dedent("""
+    import json
+    from nova import exception
+    from nova.api.validation import validators
+    from conformance.embedded import lean
+
+    lean.schema_validators_reused()
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}},
+              "additionalProperties": False}
+    first = validators._SchemaValidator(schema, False, True)
+    same = validators._SchemaValidator(schema, False, True) is first
+    other = validators._SchemaValidator(dict(schema), False, True) is first
+    errors = []
+    for body in ({"n": 2}, {"n": 0}, {"m": 1}):
+        try:
+            validators._SchemaValidator(schema, False, True).validate(body)
+            errors.append(None)
+        except exception.ValidationError as exc:
+            errors.append(exc.format_message())
+    print(json.dumps({"same": same, "other": other, "errors": errors}))
+""")
+
+
+def test_schema_validators_reused_with_the_same_verdicts() -> None:
+    """One validator per schema object; bad bodies still fail with Nova's messages."""
+    if importlib.util.find_spec("nova") is None:
+        pytest.skip("needs the embedded extra (nova)")
+    done = subprocess.run([sys.executable, "-c", VALIDATORS], capture_output=True, text=True,
+                          check=True, timeout=120)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["same"] is True and out["other"] is False
+    assert out["errors"][0] is None
+    assert out["errors"][1:] == [
+        "Invalid input for field/attribute n. Value: 0. 0 is less than the minimum of 1",
+        "Additional properties are not allowed ('m' was unexpected)"]
+
