@@ -97,3 +97,29 @@ def test_schema_validators_reused_with_the_same_verdicts() -> None:
         "Invalid input for field/attribute n. Value: 0. 0 is less than the minimum of 1",
         "Additional properties are not allowed ('m' was unexpected)"]
 
+
+WAKE = textwrap.dedent("""
+    import json, time
+    import futurist
+    from conformance.embedded import fixes
+
+    fixes.calm_idle_workers(30.0)
+    executor = futurist.ThreadPoolExecutor(max_workers=3)
+    done = [executor.submit(time.sleep, 0.05) for _ in range(6)]
+    results = [f.result() for f in done]
+    time.sleep(0.2)  # every worker idle, polling every 30 s
+    started = time.monotonic()
+    executor.shutdown(wait=True)
+    print(json.dumps({"shutdown_s": time.monotonic() - started, "results": len(results)}))
+""")
+
+
+def test_idle_workers_poll_rarely_but_stop_at_once() -> None:
+    """With a 30 s idle poll, an executor of idle workers still shuts down at once."""
+    if importlib.util.find_spec("futurist") is None:
+        pytest.skip("needs the embedded extra (futurist)")
+    done = subprocess.run([sys.executable, "-c", WAKE], capture_output=True, text=True,
+                          check=True, timeout=120)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["results"] == 6
+    assert out["shutdown_s"] < 5
