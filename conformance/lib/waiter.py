@@ -96,7 +96,7 @@ def wait_for_server(conn: Any, server_id: str, *, status: str | None, timeout: f
     trace = Trace(label or f"{server_id} -> {target}")
     last: list[Server] = []
 
-    def check() -> bool:
+    def read() -> Server:
         server = get_server(conn, server_id)
         last[:] = [server]
         observe(trace, server)
@@ -105,8 +105,18 @@ def wait_for_server(conn: Any, server_id: str, *, status: str | None, timeout: f
         if server.status == "ERROR" and status != "ERROR":
             raise ServerFault(f"server {server_id} went to ERROR while waiting for {target}\n"
                               f"fault: {evidence.to_json(server.fault)}\n{trace}")
-        return (status in (None, server.status) and server.task_state == task_state
-                and (predicate is None or predicate(server)))
+        return server
+
+    def reached(server: Server) -> bool:
+        return status in (None, server.status) and server.task_state == task_state
+
+    def check() -> bool:
+        server = read()
+        if not reached(server) or predicate is None:
+            return reached(server)
+        # A predicate may read more than this server (events, migration records) and so see a
+        # later moment than it: the end state is the server read after the predicate held.
+        return predicate(server) and reached(read())
 
     try:
         wait_until(check, timeout=timeout, poll=poll, describe=f"server {server_id} to be {target}",

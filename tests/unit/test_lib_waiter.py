@@ -69,6 +69,14 @@ def test_wait_for_server_honours_the_predicate() -> None:
     assert final.host is None and len(trace.observations) == 2
 
 
+def test_the_end_state_is_read_after_the_predicate_held() -> None:
+    """A predicate that reads elsewhere (an event) may postdate the read: the server is read again."""
+    conn = FakeConn()
+    conn.compute.routes[("GET", "/servers/s1")] = [(200, server("ACTIVE")), (200, server("SHUTOFF"))]
+    final, trace = wait_for_server(conn, "s1", status=None, timeout=5, poll=FAST, predicate=lambda s: True)
+    assert final.status == "SHUTOFF" and trace.last is not None and "SHUTOFF" in str(trace.last)
+
+
 def test_error_fails_fast_with_the_fault() -> None:
     conn = FakeConn()
     conn.compute.routes[("GET", "/servers/s1")] = [
