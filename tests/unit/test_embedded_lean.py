@@ -49,11 +49,18 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+def _run(script: str, *args: str, needs: str | None = None) -> dict:
+    """Run ``script`` in a fresh interpreter (patches stay out of this one); its last line's JSON."""
+    if needs and importlib.util.find_spec(needs) is None:
+        pytest.skip(f"needs the embedded extra ({needs})")
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+                          check=True, timeout=120)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def test_policy_loaded_once_and_sqlite_unsynchronous(tmp_path: Path) -> None:
     """Rules are searched once, still follow new defaults and set_rules; sqlite is not synchronous."""
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "db.sqlite")],
-                          capture_output=True, text=True, check=True, timeout=60)
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = _run(SCRIPT, str(tmp_path / "db.sqlite"))
     assert out["checks"] == [True, False, True]
     assert out["searches_after_3"] <= 2  # policy.yaml and policy.d, at the first check only
     assert out["new_rule"] is True
@@ -86,11 +93,7 @@ VALIDATORS = textwrap.dedent("""
 
 def test_schema_validators_reused_with_the_same_verdicts() -> None:
     """One validator per schema object; bad bodies still fail with Nova's messages."""
-    if importlib.util.find_spec("nova") is None:
-        pytest.skip("needs the embedded extra (nova)")
-    done = subprocess.run([sys.executable, "-c", VALIDATORS], capture_output=True, text=True,
-                          check=True, timeout=120)
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = _run(VALIDATORS, needs="nova")
     assert out["same"] is True and out["other"] is False
     assert out["errors"][0] is None
     assert out["errors"][1:] == [
@@ -116,10 +119,6 @@ WAKE = textwrap.dedent("""
 
 def test_idle_workers_poll_rarely_but_stop_at_once() -> None:
     """With a 30 s idle poll, an executor of idle workers still shuts down at once."""
-    if importlib.util.find_spec("futurist") is None:
-        pytest.skip("needs the embedded extra (futurist)")
-    done = subprocess.run([sys.executable, "-c", WAKE], capture_output=True, text=True,
-                          check=True, timeout=120)
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = _run(WAKE, needs="futurist")
     assert out["results"] == 6
     assert out["shutdown_s"] < 5
