@@ -47,7 +47,7 @@ def policy_rules_loaded_once() -> None:
         self._embedded_loaded = (id(self.rules), len(self.rules), len(self.registered_rules))
 
     load_rules._embedded_once = True  # type: ignore[attr-defined]
-    policy.Enforcer.load_rules = load_rules  # type: ignore[method-assign]
+    policy.Enforcer.load_rules = load_rules  # type: ignore[method-assign, unused-ignore]
 
 
 def throwaway_sqlite() -> None:
