@@ -30,7 +30,7 @@ import threading
 import warnings
 from typing import Any
 
-from conformance.embedded import neutron_sg
+from conformance.embedded import lean, neutron_sg
 
 _HANDLE_ERROR = logging.Handler.handleError
 _IP_LOCK = threading.Lock()
@@ -214,19 +214,17 @@ def calm_idle_workers(poll_seconds: float = 5.0) -> None:
     worker = futurist._thread.ThreadWorker
     # MAX_IDLE_FOR is typed int; unused-ignore: without the embedded extra futurist is untyped (Any)
     worker.MAX_IDLE_FOR = poll_seconds  # type: ignore[assignment, unused-ignore]
-    if getattr(worker.stop, "_embedded_wake", False):
-        return
-    real_stop = worker.stop
 
-    def stop(self: Any) -> None:
-        real_stop(self)
-        work_queue = self.work_queue
-        if work_queue.mutex.acquire(blocking=False):  # never wait (nor deadlock) for the lock
-            work_queue.mutex.release()
-            work_queue.put(_WAKE)
+    def make(real_stop: Any) -> Any:
+        def stop(self: Any) -> None:
+            real_stop(self)
+            work_queue = self.work_queue
+            if work_queue.mutex.acquire(blocking=False):  # never wait (nor deadlock) for the lock
+                work_queue.mutex.release()
+                work_queue.put(_WAKE)
+        return stop
 
-    stop._embedded_wake = True  # type: ignore[attr-defined]
-    worker.stop = stop  # type: ignore[method-assign, unused-ignore]
+    lean.replace_once(worker, "stop", make)
 
 
 class _Wake:

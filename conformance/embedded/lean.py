@@ -17,7 +17,20 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
 from typing import Any
+
+
+def replace_once(owner: Any, attr: str, make: Callable[[Any], Any]) -> None:
+    """Set ``owner.attr`` to ``make(real)``, the replacement of the current ``real`` one,
+    unless an earlier call already replaced it (the fixes run once per process, but
+    a test or a ``--patch`` file may apply one again)."""
+    real = getattr(owner, attr)
+    if getattr(real, "_embedded_replaced", False):
+        return
+    replacement = make(real)
+    replacement._embedded_replaced = True
+    setattr(owner, attr, replacement)
 
 
 def policy_rules_loaded_once() -> None:
@@ -34,20 +47,17 @@ def policy_rules_loaded_once() -> None:
     """
     from oslo_policy import policy
 
-    real = policy.Enforcer.load_rules
-    if getattr(real, "_embedded_once", False):
-        return
+    def make(real: Any) -> Any:
+        @functools.wraps(real)
+        def load_rules(self: Any, force_reload: bool = False) -> None:
+            key = (id(self.rules), len(self.rules), len(self.registered_rules))
+            if not force_reload and self.rules and getattr(self, "_embedded_loaded", None) == key:
+                return
+            real(self, force_reload)
+            self._embedded_loaded = (id(self.rules), len(self.rules), len(self.registered_rules))
+        return load_rules
 
-    @functools.wraps(real)
-    def load_rules(self: Any, force_reload: bool = False) -> None:
-        key = (id(self.rules), len(self.rules), len(self.registered_rules))
-        if not force_reload and self.rules and getattr(self, "_embedded_loaded", None) == key:
-            return
-        real(self, force_reload)
-        self._embedded_loaded = (id(self.rules), len(self.rules), len(self.registered_rules))
-
-    load_rules._embedded_once = True  # type: ignore[attr-defined]
-    policy.Enforcer.load_rules = load_rules  # type: ignore[method-assign, unused-ignore]
+    replace_once(policy.Enforcer, "load_rules", make)
 
 
 def throwaway_sqlite() -> None:
@@ -65,18 +75,15 @@ def throwaway_sqlite() -> None:
     """
     from oslo_db.sqlalchemy import engines
 
-    real = engines.create_engine
-    if getattr(real, "_embedded_throwaway", False):
-        return
+    def make(real: Any) -> Any:
+        @functools.wraps(real)
+        def create_engine(sql_connection: Any, *args: Any, **kwargs: Any) -> Any:
+            if str(sql_connection).startswith("sqlite"):
+                kwargs["sqlite_synchronous"] = False
+            return real(sql_connection, *args, **kwargs)
+        return create_engine
 
-    @functools.wraps(real)
-    def create_engine(sql_connection: Any, *args: Any, **kwargs: Any) -> Any:
-        if str(sql_connection).startswith("sqlite"):
-            kwargs["sqlite_synchronous"] = False
-        return real(sql_connection, *args, **kwargs)
-
-    create_engine._embedded_throwaway = True  # type: ignore[attr-defined]
-    engines.create_engine = create_engine
+    replace_once(engines, "create_engine", make)
 
 
 SCHEMA_CACHE_SIZE = 4096  # Nova's API has ~600 schemas; more means schemas made per call
@@ -96,24 +103,22 @@ def schema_validators_reused() -> None:
     """
     from nova.api.validation import validators
 
-    real = validators._SchemaValidator
-    if getattr(real, "_embedded_cache", False):
-        return
-    cache: dict[tuple[int, bool, bool], tuple[Any, Any]] = {}
-    lock = threading.Lock()
+    def make(real: Any) -> Any:
+        cache: dict[tuple[int, bool, bool], tuple[Any, Any]] = {}
+        lock = threading.Lock()
 
-    def schema_validator(schema: Any, relax_additional_properties: bool = False,
-                         is_body: bool = True) -> Any:
-        key = (id(schema), bool(relax_additional_properties), bool(is_body))
-        hit = cache.get(key)
-        if hit is not None and hit[0] is schema:
-            return hit[1]
-        made = real(schema, relax_additional_properties, is_body)
-        with lock:
-            if len(cache) >= SCHEMA_CACHE_SIZE:
-                cache.clear()
-            cache[key] = (schema, made)
-        return made
+        def schema_validator(schema: Any, relax_additional_properties: bool = False,
+                             is_body: bool = True) -> Any:
+            key = (id(schema), bool(relax_additional_properties), bool(is_body))
+            hit = cache.get(key)
+            if hit is not None and hit[0] is schema:
+                return hit[1]
+            made = real(schema, relax_additional_properties, is_body)
+            with lock:
+                if len(cache) >= SCHEMA_CACHE_SIZE:
+                    cache.clear()
+                cache[key] = (schema, made)
+            return made
+        return schema_validator
 
-    schema_validator._embedded_cache = True  # type: ignore[attr-defined]
-    validators._SchemaValidator = schema_validator
+    replace_once(validators, "_SchemaValidator", make)
