@@ -6,7 +6,8 @@ lock; the member snapshots it; owner and admin locks are unlocked by the
 other kind of caller; then, locked by the member again, the server is moved
 by the admin through the states in LOCK_CHECKED and the member sends each
 lock-checked action (destructive ones last).  The server is unlocked and
-deleted at the end.  LOCK-04 runs the LOCK_SEQUENCE in every stable state.
+deleted at the end.  LOCK-04 (lock and unlock in every stable state) is checked on the
+matrix's per-state servers: conformance/suites/test_matrix.py.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from conformance.lib.api import call
 from conformance.lib.observe import Scenario
 from conformance.lib.resources import BootSpec, ServerFactory
 from conformance.lib.servers import Server, get_server, server_action
-from conformance.lib.states import Answer, Reacher, Unreachable, answer_of, fill, load_matrix, lock, unlock
+from conformance.lib.states import Answer, Reacher, answer_of, fill, lock, unlock
 from conformance.lib.waiter import Polling, wait_for_server, wait_until
 from conformance.profile import Profile
 
@@ -61,16 +62,6 @@ LOCK_CHECKED = (
 # How the admin moves the locked server into a state (through the lock) and back to ACTIVE.
 MOVES = {"SHUTOFF": ("os-stop", "os-start"), "PAUSED": ("pause", "unpause"),
          "SUSPENDED": ("suspend", "resume"), "RESCUE": ("rescue", "unrescue")}
-# LOCK-04: in order, in every stable state; a 409 never comes, whoever asks and however often.
-LOCK_SEQUENCE = (
-    ("member", "lock", 202), ("member", "lock", 202),
-    ("reader", "lock", 403), ("reader", "unlock", 403),
-    ("other_member", "lock", 404), ("other_member", "unlock", 404),
-    ("member", "unlock", 202), ("member", "unlock", 202),
-    ("admin", "lock", 202), ("admin", "unlock", 202),
-    ("other_admin", "lock", 202), ("other_admin", "lock", 202), ("other_admin", "unlock", 202),
-)
-MATRIX = load_matrix()
 SCENARIO = pytest.mark.xdist_group("lock-scenario")  # the tests that share the `locking` server
 
 
@@ -298,23 +289,3 @@ def test_lock_never_reaches_compute(locking: Scenario) -> None:
     for detail, event in ((locking.lock_action, "api_lock"), (locking.unlock_action, "api_unlock")):
         events = [(e["event"], e.get("result")) for e in detail.get("events") or []]
         assert events == [(event, "Success")], detail
-
-
-@guarantee("LOCK-04")
-@pytest.mark.parametrize("state", [pytest.param(s, marks=[requires(c)] if (c := MATRIX.states[s].capability)
-                                                else []) for s in MATRIX.states])
-def test_lock_unlock_never_409(state: str, server_factory: ServerFactory, boot_spec: BootSpec,
-                               reacher: Reacher, member: Any, reader: Any, other_member: Any,
-                               admin: Any, other_admin: Any) -> None:
-    """In every stable state lock/unlock answer 202 for members and admins, 403 reader, 404 outsider."""
-    roles = {"member": member, "reader": reader, "other_member": other_member, "admin": admin,
-             "other_admin": other_admin}
-    try:
-        server = reacher.boot(server_factory, boot_spec, state, f"lock-{state.lower()}")
-    except Unreachable as exc:
-        pytest.skip(str(exc))
-    _unlock_at_cleanup(server_factory, admin, server.id)
-
-    got = [(role, verb, answer_of(partial(server_action, roles[role], server.id, verb)).status)
-           for role, verb, _ in LOCK_SEQUENCE]
-    assert got == list(LOCK_SEQUENCE)

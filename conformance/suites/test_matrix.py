@@ -6,18 +6,23 @@ the action's role, recording each answer and the server right after it, and
 the server once more after them all; then the same requests as the admin;
 then, with the server locked, as another project's member, the reader, the
 member and the admin.  Each of these three batches is sent FAN_OUT requests at
-a time (none of them may change the server, so their order does not matter).  The server is deleted
-as soon as its state is done, so the matrix holds one server at a time.  Each
+a time (none of them may change the server, so their order does not matter).  Between the admin's
+batch and the locked one, the same server runs LOCK-04's lock/unlock sequence (so LOCK-04 needs no
+server of its own per state).  The server is deleted as soon as its state is done, so the matrix
+holds one server at a time.  Each
 test asserts one guarantee for one (state, action) from those records; states
 the profile cannot reach skip with the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
+from openstack import exceptions
 
 from conformance import guarantee, requires
 from conformance.fixtures import optional
@@ -25,13 +30,14 @@ from conformance.lib.api import version_tuple
 from conformance.lib.fanout import fan_out
 from conformance.lib.observe import Observer, Scenario
 from conformance.lib.resources import BootSpec, ServerFactory
-from conformance.lib.servers import Server, get_server
+from conformance.lib.servers import Server, get_server, server_action
 from conformance.lib.states import (
     Action,
     Answer,
     Reacher,
     Unreachable,
     action_ids,
+    answer_of,
     attempt,
     fill,
     load_matrix,
@@ -47,6 +53,15 @@ PRECEDENCE = {"other_member": 404, "reader": 403, "member": 409}
 # Refused requests in flight at once per batch (none may change the server, so their order does
 # not matter; each is still read back right after its answer, and the server once after them all).
 FAN_OUT = 8
+# LOCK-04: in order, in every stable state; a 409 never comes, whoever asks and however often.
+LOCK_SEQUENCE = (
+    ("member", "lock", 202), ("member", "lock", 202),
+    ("reader", "lock", 403), ("reader", "unlock", 403),
+    ("other_member", "lock", 404), ("other_member", "unlock", 404),
+    ("member", "unlock", 202), ("member", "unlock", 202),
+    ("admin", "lock", 202), ("admin", "unlock", 202),
+    ("other_admin", "lock", 202), ("other_admin", "lock", 202), ("other_admin", "unlock", 202),
+)
 
 
 def _marks(state: str) -> list[Any]:
@@ -149,7 +164,27 @@ class Refusals:
         run.recorded = set(action_ids(member, sid))  # request ids of every instance action
         run.settled = self.observer.snapshot(f"{state} after the refusals", sid)
         run.admin_answers = self._send_all(server, state, lambda a: admin)
+        run.lock_sequence = self._lock_sequence(sid) if self.locking else None
         run.locked = self._locked(server, state) if self.locking else None
+
+    def _lock_sequence(self, server_id: str) -> list[tuple[str, str, int]] | None:
+        """LOCK-04: each LOCK_SEQUENCE step sent by its role, in order, as (role, verb, status).
+
+        None if the profile lacks one of the roles.  If the answers differ from the sequence's,
+        the admin unlocks the server afterwards so the locked batch and the delete still work.
+        """
+        if any(self.roles.get(role) is None for role, _, _ in LOCK_SEQUENCE):
+            return None
+        got: list[tuple[str, str, int]] = []
+        try:
+            for role, verb, _ in LOCK_SEQUENCE:
+                got.append((role, verb, answer_of(partial(server_action, self.roles[role], server_id,
+                                                          verb)).status))
+        finally:
+            if got != list(LOCK_SEQUENCE):
+                with contextlib.suppress(exceptions.HttpException):
+                    unlock(self.roles["admin"], server_id)
+        return got
 
     def _locked(self, server: Server, state: str) -> dict[str, dict[str, Answer]]:
         """Answers per member action and role while the member holds a lock (all roles at once)."""
@@ -181,7 +216,7 @@ def refusals(request: pytest.FixtureRequest, profile: Profile, module_server_fac
              boot_spec: BootSpec, reacher: Reacher, observer: Observer,
              timeouts: Timeouts) -> Iterator[Refusals]:
     """The per-state records of this module (servers are deleted as each state is done)."""
-    roles = {role: optional(request, role) for role in ("admin", "reader", "other_member")}
+    roles = {role: optional(request, role) for role in ("admin", "reader", "other_member", "other_admin")}
     roles["member"] = observer.member
     yield Refusals(module_server_factory, boot_spec, reacher, observer, roles, profile.claims("lock"),
                    timeouts)
@@ -275,3 +310,14 @@ def test_refusals_leave_host_unchanged(refusals: Refusals, state: str, hosts: An
     assert before.host in hosts, f"server is on {before.host!r}, profile has hosts {sorted(hosts)}"
     assert (after.host, after.domain_state) == (before.host, before.domain_state)
     assert after.instance_files == before.instance_files
+
+
+@guarantee("LOCK-04")
+@requires("lock")
+@pytest.mark.parametrize("state", STATES)
+def test_lock_unlock_never_409(refusals: Refusals, state: str, reader: Any, other_member: Any,
+                               admin: Any, other_admin: Any) -> None:
+    """In every stable state lock/unlock answer 202 for members and admins, 403 reader, 404 outsider."""
+    got = refusals.of(state).lock_sequence
+
+    assert got == list(LOCK_SEQUENCE), f"in {state}: (role, verb, status) in order"
