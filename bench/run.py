@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import resource
 import secrets
 import shutil
 import subprocess
@@ -40,6 +41,7 @@ class SuiteRun:
     load_at_start: tuple[float, float, float]
     verdict: dict[str, Any]
     records: list[dict[str, Any]]
+    cpu: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def wall(self) -> float:
@@ -57,10 +59,30 @@ def _read_records(directory: Path) -> list[dict[str, Any]]:
     return records
 
 
+def process_cpu(pid: int | None) -> float | None:
+    """CPU seconds (user + system) a live process has used so far (None if it is not there)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """CPU seconds of every waited-for child process so far (pytest and its xdist workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_suite(
-    profile: Path, selection: Sequence[str], workers: int, out: Path, label: str, extra: Sequence[str] = ()
+    profile: Path, selection: Sequence[str], workers: int, out: Path, label: str, extra: Sequence[str] = (),
+    cloud_pid: int | None = None,
 ) -> SuiteRun:
-    """Run the suite (``selection``) with ``workers`` xdist workers; keep its reports."""
+    """Run the suite (``selection``) with ``workers`` xdist workers; keep its reports.
+
+    With ``cloud_pid`` (the embedded cloud's Nova process) the run also records the CPU seconds
+    that process and the suite's own processes used meanwhile.
+    """
     run_id = f"b{secrets.token_hex(3)}{workers}"
     work = out / label
     probe = work / "probe"
@@ -90,16 +112,20 @@ def run_suite(
     shutil.rmtree(probe, ignore_errors=True)  # the probe appends: records of an earlier run would mix in
     load = os.getloadavg()
     print(f"bench: [{label}] load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}: {' '.join(command)}", flush=True)
+    cloud_cpu, suite_cpu = process_cpu(cloud_pid), children_cpu()
     start = time.time()
     with (work / "pytest.log").open("w") as log:
         code = subprocess.run(
             command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, check=False
         ).returncode
     end = time.time()
+    cpu = {"suite_s": round(children_cpu() - suite_cpu, 1)}
+    if cloud_cpu is not None and (cloud_after := process_cpu(cloud_pid)) is not None:
+        cpu["cloud_nova_s"] = round(cloud_after - cloud_cpu, 1)
     verdict_path = work / "reports" / "verdict.json"
     verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else {}
     print(f"bench: [{label}] exit {code} in {end - start:.0f} s: {verdict.get('counts')}", flush=True)
-    return SuiteRun(command, workers, run_id, start, end, code, load, verdict, _read_records(probe))
+    return SuiteRun(command, workers, run_id, start, end, code, load, verdict, _read_records(probe), cpu)
 
 
 def admin_connection(profile: Path) -> Any:
@@ -150,6 +176,7 @@ def measure(run: SuiteRun, conn: Any, api_log: Path | None) -> dict[str, Any]:
         "overhead": analyse.test_overhead(tests, actions),
         "waits": analyse.waits(waits, actions),
         "idle_gaps": analyse.idle_gaps(actions, first, last),
+        "cpu_s": run.cpu,  # the Nova process (nova_s / wall = how busy its one GIL was) and the suite
     }
     if api_log is not None:
         figures["api"] = analyse.api_load(timeline.api_requests(api_log, run.start, run.end), run.wall)

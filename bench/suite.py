@@ -93,7 +93,8 @@ def _machine() -> dict[str, Any]:
 def _scaling(profile: Path, args: argparse.Namespace, conn: Any) -> dict[str, Any]:
     rows = []
     for workers in [int(w) for w in args.workers.split(",") if w]:
-        done = run.run_suite(profile, args.scaling, workers, args.out, f"scaling-{workers}")
+        done = run.run_suite(profile, args.scaling, workers, args.out, f"scaling-{workers}",
+                             cloud_pid=_nova_pid(profile.parent))
         figures = run.measure(done, conn, None)
         rows.append(
             {
@@ -127,12 +128,22 @@ def _write(out: Path, result: dict[str, Any]) -> None:
     (out / "bench.md").write_text(report.markdown(result))
 
 
+def _nova_pid(workdir: Path) -> int | None:
+    """The embedded cloud's Nova process (its CPU is the run's bound), if the workdir names it."""
+    try:
+        return int(json.loads((workdir / "nova.ready.json").read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def _stages(args: argparse.Namespace, workdir: Path, result: dict[str, Any]) -> None:
     """Full suite, then Tempest beside it, then the scaling runs; the result grows after each."""
     profile = workdir / "profile.yaml"
     conn = run.admin_connection(profile)
+    pid = _nova_pid(workdir)
     if not args.no_full:
-        full = run.run_suite(profile, ["conformance/suites"], args.full_workers, args.out, "full")
+        full = run.run_suite(profile, ["conformance/suites"], args.full_workers, args.out, "full",
+                             cloud_pid=pid)
         result["full"] = run.measure(full, conn, workdir / "logs" / "nova-api.log")
         result["coverage"] = tempest.coverage(full.verdict, None)
         _write(args.out, result)
@@ -141,8 +152,11 @@ def _stages(args: argparse.Namespace, workdir: Path, result: dict[str, Any]) -> 
             earlier = json.loads(args.tempest_from.read_text())["tempest"]
             result["tempest"] = earlier | {"from": str(args.tempest_from)}
         else:
+            before = run.process_cpu(pid)
             result["tempest"] = tempest.run_tempest(workdir, args.out, args.tempest_concurrency,
                                                     args.tempest_venv.resolve())
+            if before is not None and (after := run.process_cpu(pid)) is not None:
+                result["tempest"]["cpu_s"] = {"cloud_nova_s": round(after - before, 1)}
         result["coverage"] = tempest.coverage(_full_verdict(args.out), result["tempest"])
         _write(args.out, result)
     result["scaling"] = _scaling(profile, args, conn)
