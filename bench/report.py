@@ -40,6 +40,12 @@ def _full(full: dict[str, Any]) -> list[str]:
             f"| nova-api requests | {api['requests']} ({api['per_second']}/s), {api['by_method']}; "
             f"nova-api busy {api['busy_seconds']} s |"
         )
+    cpu = full.get("cpu_s") or {}
+    if "cloud_nova_s" in cpu:
+        lines.append(
+            f"| CPU: the Nova process (one GIL) / the suite's processes | {cpu['cloud_nova_s']:.0f} s "
+            f"({cpu['cloud_nova_s'] / full['wall_s']:.0%} of the wall time) / {cpu['suite_s']:.0f} s |"
+        )
     lines += [
         "",
         "Most overhead:",
