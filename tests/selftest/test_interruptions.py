@@ -146,7 +146,17 @@ def start_suite(cloud: EmbeddedCloud, reports: Path, run_id: str) -> subprocess.
     log = (reports.parent / "suite.log").open("wb")
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default, as in a terminal.
+
+    A shell without job control starts a background command with SIGINT ignored (e.g. CI
+    launched as ``(nohup .ci/run &)``), every descendant inherits that, and Python then installs
+    no KeyboardInterrupt handler: the SIGINT this module sends was lost and the run passed.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_first_server(proc: subprocess.Popen[bytes], admin: Any, run_id: str,
