@@ -177,6 +177,15 @@ def _keep_groups_together(config: pytest.Config) -> None:
         config.option.dist = "loadgroup"
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``loadgroup``: the same units, API-bound ones kept to half the workers (scheduling.py)."""
+    if getattr(config.option, "dist", "no") != "loadgroup":
+        return None
+    from conformance.scheduling import MixedScheduling  # xdist is only needed with -n
+    return MixedScheduling(config, log)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Redact everything Allure writes (its file logger exists once configure is done)."""
     if session.config.stash[PROFILE_KEY] is not None and allure_support.active(session.config):
