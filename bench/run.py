@@ -104,7 +104,8 @@ def run_suite(
         *selection,
     ]
     env = {
-        **os.environ,
+        # bytecode as under tox (tox.ini): written and reused, pytest's rewritten modules too
+        **{key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"},
         "BENCH_PROBE_DIR": str(probe),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }

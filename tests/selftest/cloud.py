@@ -79,7 +79,7 @@ class EmbeddedCloud:
         """Run the conformance suite against this cloud in a subprocess."""
         cmd = [sys.executable, "-m", "pytest", "--profile", str(profile or self.profile),
                "--reports", str(reports), "-q", "-p", "no:cacheprovider", *pytest_args]
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
         proc = subprocess.run(cmd, cwd=REPO, text=True, capture_output=True, env=env)
         verdict_file = reports / "verdict.json"
         verdict = json.loads(verdict_file.read_text()) if verdict_file.exists() else {}

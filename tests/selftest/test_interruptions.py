@@ -144,7 +144,7 @@ def start_suite(cloud: EmbeddedCloud, reports: Path, run_id: str) -> subprocess.
     cmd = [sys.executable, "-m", "pytest", f"--profile={cloud.profile}", f"--reports={reports}",
            f"--run-id={run_id}", "-q", "-p", "no:cacheprovider", "-n", "2", *SUITES]
     log = (reports.parent / "suite.log").open("wb")
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True, preexec_fn=_default_sigint)
 
