@@ -112,6 +112,7 @@ def _scaling(profile: Path, args: argparse.Namespace, conn: Any) -> dict[str, An
             | {
                 "critical_path_s": figures["critical_path"]["seconds"],
                 "wall_over_critical_path": figures["wall_over_critical_path"],
+                "cpu_s": figures["cpu_s"],
             }
         )
     base = rows[0]["tests_wall_s"] if rows else None
