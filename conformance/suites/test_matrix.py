@@ -6,12 +6,12 @@ the action's role, recording each answer and the server right after it, and
 the server once more after them all; then the same requests as the admin;
 then, with the server locked, as another project's member, the reader, the
 member and the admin.  Each of these three batches is sent FAN_OUT requests at
-a time (none of them may change the server, so their order does not matter).  Between the admin's
-batch and the locked one, the same server runs LOCK-04's lock/unlock sequence (so LOCK-04 needs no
-server of its own per state).  The server is deleted as soon as its state is done, so the matrix
-holds one server at a time.  Each
-test asserts one guarantee for one (state, action) from those records; states
-the profile cannot reach skip with the reason.
+a time (none of them may change the server, so their order does not matter).
+Between the admin's batch and the locked one, the same server runs LOCK-04's
+lock/unlock sequence (so LOCK-04 needs no server of its own per state).  The
+server is deleted as soon as its state is done, so the matrix holds one server
+at a time.  Each test asserts one guarantee for one (state, action) from those
+records; states the profile cannot reach skip with the reason.
 """
 
 from __future__ import annotations
