@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from bench import analyse, timeline
+from conformance.embedded import procs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,11 +62,7 @@ def _read_records(directory: Path) -> list[dict[str, Any]]:
 
 def process_cpu(pid: int | None) -> float | None:
     """CPU seconds (user + system) a live process has used so far (None if it is not there)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError, TypeError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return None if pid is None else procs.cpu_seconds(pid)
 
 
 def children_cpu() -> float:

@@ -90,11 +90,11 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def _scaling(profile: Path, args: argparse.Namespace, conn: Any) -> dict[str, Any]:
+def _scaling(profile: Path, args: argparse.Namespace, conn: Any, pid: int | None) -> dict[str, Any]:
     rows = []
     for workers in [int(w) for w in args.workers.split(",") if w]:
         done = run.run_suite(profile, args.scaling, workers, args.out, f"scaling-{workers}",
-                             cloud_pid=_nova_pid(profile.parent))
+                             cloud_pid=pid)
         figures = run.measure(done, conn, None)
         rows.append(
             {
@@ -160,7 +160,7 @@ def _stages(args: argparse.Namespace, workdir: Path, result: dict[str, Any]) -> 
                 result["tempest"]["cpu_s"] = {"cloud_nova_s": round(after - before, 1)}
         result["coverage"] = tempest.coverage(_full_verdict(args.out), result["tempest"])
         _write(args.out, result)
-    result["scaling"] = _scaling(profile, args, conn)
+    result["scaling"] = _scaling(profile, args, conn, pid)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,6 +58,15 @@ def _stat(pid: int) -> list[str]:
         return f.read().rsplit(")", 1)[1].split()
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) ``pid`` has used so far (None if it is gone)."""
+    try:
+        fields = _stat(pid)
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def start_time(pid: int) -> int | None:
     """When ``pid`` started, in clock ticks since boot (None if it is gone)."""
     try:
